@@ -1,0 +1,31 @@
+"""Command line: ``python -m qftml book|...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qftml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_book = sub.add_parser("book", help="execute out-of-date notebooks and build the book")
+    p_book.add_argument("--profile", default="ci", help="parameter profile (profiles.yml)")
+    p_book.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
+    p_book.add_argument("--force", action="store_true", help="re-execute every notebook")
+    p_book.add_argument("--only", nargs="*", help="execute only these notebook stems")
+    p_book.add_argument("--no-html", action="store_true",
+                        help="execute notebooks only; do not render the book")
+
+    args = parser.parse_args(argv)
+    if args.command == "book":
+        from . import book
+
+        return book.main(profile=args.profile, jobs=args.jobs, force=args.force,
+                         stems=args.only, html=not args.no_html)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Build pipeline: jupytext ``notebooks/*.py`` -> papermill-executed ``.ipynb`` -> Jupyter Book.
+
+Each notebook listed in ``_toc.yml`` is converted with jupytext and executed by papermill
+with ``profile`` injected into its ``parameters`` cell. A notebook is re-executed only when
+its content key changes: the hash of its source, its profile parameters, the package
+sources and the pinned requirements (make-style, but by content, so ``git checkout`` does
+not force rebuilds). A failing cell (papermill's error) or a stored error output fails the
+build; the book itself is built with Sphinx warnings as errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from .paths import NOTEBOOKS, ROOT, STAMPS
+from .profiles import notebook_params
+
+
+class BuildError(RuntimeError):
+    """A notebook failed to execute, or the book failed to build."""
+
+
+def toc_notebooks(toc_path: Path | None = None) -> list[str]:
+    """Stems of the notebooks (``notebooks/<stem>``) listed in ``_toc.yml``, in order."""
+    toc = yaml.safe_load(open(toc_path or ROOT / "_toc.yml"))
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "file" and isinstance(value, str) and value.startswith("notebooks/"):
+                    found.append(value.split("/", 1)[1].removesuffix(".ipynb"))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def _package_digest() -> str:
+    h = hashlib.sha256()
+    files = sorted((ROOT / "src" / "qftml").rglob("*.py"))
+    for extra in ("requirements.lock",):
+        if (ROOT / extra).exists():
+            files.append(ROOT / extra)
+    for path in files:
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def content_key(stem: str, profile: str, notebooks_dir: Path = NOTEBOOKS,
+                package_digest: str | None = None) -> str:
+    """Hash of everything a notebook's executed output depends on."""
+    h = hashlib.sha256()
+    h.update((notebooks_dir / f"{stem}.py").read_bytes())
+    h.update(profile.encode())
+    h.update(json.dumps(notebook_params(stem, profile), sort_keys=True, default=str).encode())
+    h.update((package_digest or _package_digest()).encode())
+    return h.hexdigest()
+
+
+def stored_errors(nb) -> list[str]:
+    """Error outputs stored in an executed notebook, except in cells tagged ``raises-exception``."""
+    errors = []
+    for i, cell in enumerate(nb.cells):
+        if "raises-exception" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                errors.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
+    return errors
+
+
+def execute_notebook(stem: str, profile: str, *, notebooks_dir: Path = NOTEBOOKS,
+                     stamps_dir: Path = STAMPS, force: bool = False, timeout: int = 3600,
+                     package_digest: str | None = None, log=print) -> bool:
+    """Execute ``notebooks_dir/<stem>.py`` into ``<stem>.ipynb`` unless its key is unchanged.
+
+    Returns True if the notebook was executed, False if the stored result was current.
+    Raises :class:`BuildError` if a cell fails.
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    src = notebooks_dir / f"{stem}.py"
+    out = notebooks_dir / f"{stem}.ipynb"
+    stamp = stamps_dir / f"{stem}.{profile}.key"
+    if not src.exists():
+        raise BuildError(f"notebook source {src} does not exist (listed in _toc.yml?)")
+    key = content_key(stem, profile, notebooks_dir, package_digest)
+    if not force and out.exists() and stamp.exists() and stamp.read_text() == key:
+        return False
+    stamp.unlink(missing_ok=True)
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_in = Path(tmp) / f"{stem}.ipynb"
+        nbformat.write(nb, tmp_in)
+        try:
+            papermill.execute_notebook(
+                str(tmp_in), str(out), parameters={"profile": profile}, kernel_name="python3",
+                cwd=str(notebooks_dir), progress_bar=False, execution_timeout=timeout,
+            )
+        except papermill.PapermillExecutionError as exc:
+            raise BuildError(f"notebook {stem} failed in profile {profile!r}: "
+                             f"{exc.ename}: {exc.evalue} (see {out})") from exc
+    errors = stored_errors(nbformat.read(out, as_version=4))
+    if errors:
+        raise BuildError(f"notebook {stem} stored errors: {errors}")
+    stamps_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
+    log(f"  executed {stem} ({profile}) in {time.perf_counter() - start:.1f} s")
+    return True
+
+
+def execute_all(profile: str, *, stems: list[str] | None = None, jobs: int = 1,
+                force: bool = False, log=print) -> list[str]:
+    """Execute every out-of-date notebook; returns the stems that were executed."""
+    stems = toc_notebooks() if stems is None else stems
+    digest = _package_digest()
+    os.environ["QFTML_QUIET"] = "1"  # no progress bars inside the rendered book
+
+    def run(stem):
+        return stem if execute_notebook(stem, profile, force=force, package_digest=digest,
+                                        log=log) else None
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        done = [s for s in pool.map(run, stems) if s]
+    if not done:
+        log(f"  all {len(stems)} notebooks are up to date for profile {profile!r}")
+    return done
+
+
+def build_book(*, strict: bool = True) -> None:
+    """Render the book (no execution) to ``_build/html``; Sphinx warnings are errors."""
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(ROOT)]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=ROOT)
+    if proc.returncode != 0:
+        raise BuildError(f"jupyter-book build failed with exit code {proc.returncode}")
+
+
+def main(profile: str = "ci", jobs: int = 1, force: bool = False,
+         stems: list[str] | None = None, html: bool = True) -> int:
+    start = time.perf_counter()
+    print(f"Executing notebooks (profile {profile!r}, {jobs} job(s))")
+    try:
+        execute_all(profile, stems=stems, jobs=jobs, force=force)
+        if html:
+            build_book()
+    except BuildError as exc:
+        print(f"BUILD FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"Book built in {time.perf_counter() - start:.1f} s: "
+          f"{ROOT / '_build' / 'html' / 'index.html'}")
+    return 0

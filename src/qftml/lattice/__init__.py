@@ -1,0 +1,5 @@
+"""Dual formulation of the complex phi^4 field at chemical potential, and its worm sampler."""
+
+from .flux import divergence, is_conserved, n_violations
+
+__all__ = ["divergence", "is_conserved", "n_violations"]

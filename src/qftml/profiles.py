@@ -1,0 +1,91 @@
+"""Named parameter profiles for the notebooks (``profiles.yml``).
+
+The file maps ``profile -> notebook stem -> parameters``. ``ci`` keeps the whole book
+within the CI budget; ``paper`` uses the statistics of the source papers. A notebook's
+papermill ``parameters`` cell holds only ``profile``; every other number is read here,
+so parameters live in exactly one place.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from typing import Any
+
+import yaml
+
+from . import __version__
+from .paths import ROOT, profiles_file
+
+
+def load_profiles(path=None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Read the whole profiles file."""
+    path = path or profiles_file()
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of profile names, got {type(data).__name__}")
+    return data
+
+
+def profile_names(path=None) -> list[str]:
+    return list(load_profiles(path))
+
+
+def notebook_params(notebook: str, profile: str, path=None) -> dict[str, Any]:
+    """Parameters of ``notebook`` (its file stem) in ``profile``; raises if either is unknown."""
+    profiles = load_profiles(path)
+    if profile not in profiles:
+        raise KeyError(f"unknown profile {profile!r}; defined: {sorted(profiles)}")
+    section = profiles[profile] or {}
+    if notebook not in section:
+        raise KeyError(
+            f"profile {profile!r} has no parameters for notebook {notebook!r}; "
+            f"it defines {sorted(section)}"
+        )
+    return dict(section[notebook] or {})
+
+
+def git_commit() -> str:
+    """Short commit hash of the working tree, with ``+dirty`` if it has changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src", "notebooks", "profiles.yml"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def setup(notebook: str, profile: str) -> dict[str, Any]:
+    """Start a notebook: load its parameters, apply the figure style, print provenance.
+
+    Returns the parameter dictionary. Every executed notebook thus states which profile,
+    seed, package version and commit produced it.
+    """
+    from . import plotting
+
+    params = notebook_params(notebook, profile)
+    plotting.use_style()
+    import numpy as np
+
+    rows = [
+        ("profile", profile),
+        ("seed", params.get("seed", "n/a")),
+        ("qftml version", __version__),
+        ("git commit", git_commit()),
+        ("python / numpy", f"{platform.python_version()} / {np.__version__}"),
+        ("CI", "yes" if os.environ.get("CI") else "no"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("Provenance of this page")
+    for key, value in rows:
+        print(f"  {key:<{width}} : {value}")
+    print("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    return params
