@@ -15,15 +15,27 @@ def main(argv: list[str] | None = None) -> int:
     p_book.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
     p_book.add_argument("--force", action="store_true", help="re-execute every notebook")
     p_book.add_argument("--only", nargs="*", help="execute only these notebook stems")
-    p_book.add_argument("--no-html", action="store_true",
-                        help="execute notebooks only; do not render the book")
+    p_book.add_argument(
+        "--no-html", action="store_true", help="execute notebooks only; do not render the book"
+    )
+    p_book.add_argument(
+        "--notebooks-dir",
+        default=None,
+        help="execute notebooks from this folder instead (implies --no-html)",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "book":
         from . import book
 
-        return book.main(profile=args.profile, jobs=args.jobs, force=args.force,
-                         stems=args.only, html=not args.no_html)
+        return book.main(
+            profile=args.profile,
+            jobs=args.jobs,
+            force=args.force,
+            stems=args.only,
+            html=not args.no_html,
+            notebooks_dir=args.notebooks_dir,
+        )
     return 2
 
 

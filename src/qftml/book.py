@@ -62,8 +62,9 @@ def _package_digest() -> str:
     return h.hexdigest()
 
 
-def content_key(stem: str, profile: str, notebooks_dir: Path = NOTEBOOKS,
-                package_digest: str | None = None) -> str:
+def content_key(
+    stem: str, profile: str, notebooks_dir: Path = NOTEBOOKS, package_digest: str | None = None
+) -> str:
     """Hash of everything a notebook's executed output depends on."""
     h = hashlib.sha256()
     h.update((notebooks_dir / f"{stem}.py").read_bytes())
@@ -85,9 +86,17 @@ def stored_errors(nb) -> list[str]:
     return errors
 
 
-def execute_notebook(stem: str, profile: str, *, notebooks_dir: Path = NOTEBOOKS,
-                     stamps_dir: Path = STAMPS, force: bool = False, timeout: int = 3600,
-                     package_digest: str | None = None, log=print) -> bool:
+def execute_notebook(
+    stem: str,
+    profile: str,
+    *,
+    notebooks_dir: Path = NOTEBOOKS,
+    stamps_dir: Path = STAMPS,
+    force: bool = False,
+    timeout: int = 3600,
+    package_digest: str | None = None,
+    log=print,
+) -> bool:
     """Execute ``notebooks_dir/<stem>.py`` into ``<stem>.ipynb`` unless its key is unchanged.
 
     Returns True if the notebook was executed, False if the stored result was current.
@@ -107,20 +116,30 @@ def execute_notebook(stem: str, profile: str, *, notebooks_dir: Path = NOTEBOOKS
         return False
     stamp.unlink(missing_ok=True)
     nb = jupytext.read(src)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_in = Path(tmp) / f"{stem}.ipynb"
         nbformat.write(nb, tmp_in)
         try:
             papermill.execute_notebook(
-                str(tmp_in), str(out), parameters={"profile": profile}, kernel_name="python3",
-                cwd=str(notebooks_dir), progress_bar=False, execution_timeout=timeout,
+                str(tmp_in),
+                str(out),
+                parameters={"profile": profile},
+                kernel_name="python3",
+                cwd=str(notebooks_dir),
+                progress_bar=False,
+                execution_timeout=timeout,
             )
         except papermill.PapermillExecutionError as exc:
-            raise BuildError(f"notebook {stem} failed in profile {profile!r}: "
-                             f"{exc.ename}: {exc.evalue} (see {out})") from exc
+            raise BuildError(
+                f"notebook {stem} failed in profile {profile!r}: "
+                f"{exc.ename}: {exc.evalue} (see {out})"
+            ) from exc
     errors = stored_errors(nbformat.read(out, as_version=4))
     if errors:
         raise BuildError(f"notebook {stem} stored errors: {errors}")
@@ -130,16 +149,35 @@ def execute_notebook(stem: str, profile: str, *, notebooks_dir: Path = NOTEBOOKS
     return True
 
 
-def execute_all(profile: str, *, stems: list[str] | None = None, jobs: int = 1,
-                force: bool = False, log=print) -> list[str]:
+def execute_all(
+    profile: str,
+    *,
+    stems: list[str] | None = None,
+    jobs: int = 1,
+    force: bool = False,
+    notebooks_dir: Path = NOTEBOOKS,
+    stamps_dir: Path = STAMPS,
+    log=print,
+) -> list[str]:
     """Execute every out-of-date notebook; returns the stems that were executed."""
     stems = toc_notebooks() if stems is None else stems
     digest = _package_digest()
     os.environ["QFTML_QUIET"] = "1"  # no progress bars inside the rendered book
 
     def run(stem):
-        return stem if execute_notebook(stem, profile, force=force, package_digest=digest,
-                                        log=log) else None
+        return (
+            stem
+            if execute_notebook(
+                stem,
+                profile,
+                force=force,
+                package_digest=digest,
+                notebooks_dir=notebooks_dir,
+                stamps_dir=stamps_dir,
+                log=log,
+            )
+            else None
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         done = [s for s in pool.map(run, stems) if s]
@@ -150,7 +188,7 @@ def execute_all(profile: str, *, stems: list[str] | None = None, jobs: int = 1,
 
 def build_book(*, strict: bool = True) -> None:
     """Render the book (no execution) to ``_build/html``; Sphinx warnings are errors."""
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(ROOT)]
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT)]
     if strict:
         cmd += ["-W", "--keep-going"]
     proc = subprocess.run(cmd, cwd=ROOT)
@@ -158,17 +196,34 @@ def build_book(*, strict: bool = True) -> None:
         raise BuildError(f"jupyter-book build failed with exit code {proc.returncode}")
 
 
-def main(profile: str = "ci", jobs: int = 1, force: bool = False,
-         stems: list[str] | None = None, html: bool = True) -> int:
+def main(
+    profile: str = "ci",
+    jobs: int = 1,
+    force: bool = False,
+    stems: list[str] | None = None,
+    html: bool = True,
+    notebooks_dir: Path | None = None,
+) -> int:
+    """The ``book`` command; returns the process exit code (non-zero on any failure).
+
+    ``notebooks_dir`` executes notebooks from another folder (stamps kept in its
+    ``.stamps`` subfolder); the book is then not rendered.
+    """
     start = time.perf_counter()
     print(f"Executing notebooks (profile {profile!r}, {jobs} job(s))")
+    dirs = {}
+    if notebooks_dir is not None:
+        dirs = {"notebooks_dir": Path(notebooks_dir), "stamps_dir": Path(notebooks_dir) / ".stamps"}
+        html = False
     try:
-        execute_all(profile, stems=stems, jobs=jobs, force=force)
+        execute_all(profile, stems=stems, jobs=jobs, force=force, **dirs)
         if html:
             build_book()
     except BuildError as exc:
         print(f"BUILD FAILED: {exc}", file=sys.stderr)
         return 1
-    print(f"Book built in {time.perf_counter() - start:.1f} s: "
-          f"{ROOT / '_build' / 'html' / 'index.html'}")
+    print(
+        f"Book built in {time.perf_counter() - start:.1f} s: "
+        f"{ROOT / '_build' / 'html' / 'index.html'}"
+    )
     return 0

@@ -39,8 +39,7 @@ def eigenvalues(eta: float, mu: float, nt: int, nx: int) -> np.ndarray:
     """Complex eigenvalues ``M(p)`` of the free lattice operator (see module docstring)."""
     _check(eta, mu, nt, nx)
     pt, px = momenta(nt, nx)
-    return (eta - 2.0 * np.cos(px) - 2.0 * np.cosh(mu) * np.cos(pt)
-            - 2.0j * np.sinh(mu) * np.sin(pt))
+    return eta - 2.0 * np.cos(px) - 2.0 * np.cosh(mu) * np.cos(pt) - 2.0j * np.sinh(mu) * np.sin(pt)
 
 
 def log_average_phase(eta: float, mu: float, nt: int, nx: int) -> float:
