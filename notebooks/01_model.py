@@ -61,8 +61,9 @@ P = setup("01_model", profile)
 # S_\text{lat} = \sum_x \Big( \eta\,|\phi_x|^2 + \lambda\,|\phi_x|^4
 #   - \sum_{\nu=1}^{2} \big[ e^{\mu\delta_{\nu,2}}\, \phi_x^*\phi_{x+\hat\nu}
 #   + e^{-\mu\delta_{\nu,2}}\, \phi_x^*\phi_{x-\hat\nu} \big] \Big),
-# \qquad \eta = 2D + m^2 = 4 + m^2 .
 # $$
+#
+# with $\eta = 2D + m^2 = 4 + m^2$ in $D = 2$ dimensions.
 #
 # The parameters of Part I are $\eta = 4.01$ (a light particle, $m^2 = 0.01$) and
 # $\lambda = 1$, with $\mu$ scanned across the onset of the particle density.

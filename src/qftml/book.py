@@ -140,9 +140,15 @@ def execute_notebook(
                 f"notebook {stem} failed in profile {profile!r}: "
                 f"{exc.ename}: {exc.evalue} (see {out})"
             ) from exc
-    errors = stored_errors(nbformat.read(out, as_version=4))
+    executed = nbformat.read(out, as_version=4)
+    errors = stored_errors(executed)
     if errors:
         raise BuildError(f"notebook {stem} stored errors: {errors}")
+    for cell in executed.cells:  # the book shows the injected profile, not the default
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(executed, out)
     stamps_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key)
     log(f"  executed {stem} ({profile}) in {time.perf_counter() - start:.1f} s")

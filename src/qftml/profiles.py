@@ -89,9 +89,11 @@ def setup(notebook: str, profile: str) -> dict[str, Any]:
         ("python / numpy", f"{platform.python_version()} / {np.__version__}"),
         ("CI", "yes" if os.environ.get("CI") else "no"),
     ]
-    width = max(len(k) for k, _ in rows)
+    width = max(len(k) for k in [*(k for k, _ in rows), *params])
     print("Provenance of this page")
     for key, value in rows:
         print(f"  {key:<{width}} : {value}")
-    print("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    print("Parameters (profiles.yml)")
+    for key, value in params.items():
+        print(f"  {key:<{width}} : {value!r}")
     return params
