@@ -1,0 +1,349 @@
+"""One seeded training loop for every model, evaluation, and models saved with their spec.
+
+Every comparison in the book trains with this loop, so EQ, ST and FL results differ only in
+the architecture (cf. d2l's shared trainer). The loop is Adam {cite}`Kingma:2014adam` on
+mini-batches, with early stopping on a validation split and the best weights restored, as in
+{cite}`Bulusu:2021njs`. Losses by task:
+
+- ``"mse"``: mean squared error, task 1 (regression of ``n`` and ``|phi|^2``);
+- ``"bce"``: binary cross-entropy on a sigmoid output, task 2 (is there a flux violation?);
+- ``"count"``: mean squared error of the predicted number of flux violations, task 3; its
+  evaluation also reports the fraction of configurations whose rounded prediction is exact.
+
+Data are ``(X, y)`` pairs of arrays/tensors, ``X`` of shape ``(N, C, N_t, N_x)`` and ``y`` of
+shape ``(N, n_out)`` (or ``(N,)``), or any ``torch.utils.data.Dataset`` of such pairs; they are
+held in memory as float32 tensors (the datasets of the book are a few MB).
+
+Determinism: the weights are initialised by :func:`qftml.nets.from_spec` from its ``seed``;
+the mini-batch order comes from a ``torch.Generator`` seeded with the ``seed`` of
+:func:`train`, and deterministic algorithms are switched on for the loop. Same seeds, same
+weights and history, on the same device and thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .nets import SpecNet, from_spec
+from .progress import progress
+
+__all__ = [
+    "LOSSES",
+    "History",
+    "seed_everything",
+    "pick_device",
+    "as_tensors",
+    "train",
+    "evaluate",
+    "predict",
+    "save_model",
+    "load_model",
+]
+
+#: Loss name -> factory of the (mean-reduced) loss module.
+LOSSES: dict[str, Callable[[], nn.Module]] = {
+    "mse": nn.MSELoss,
+    "bce": nn.BCELoss,
+    "count": nn.MSELoss,
+}
+
+
+def _loss_fn(loss: str) -> nn.Module:
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[loss]()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (legacy global state others may use)
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to train on: ``device`` if given, else ``$QFTML_DEVICE``, else a GPU if one
+    is present, else the CPU."""
+    device = device or os.environ.get("QFTML_DEVICE")
+    if device is None:
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    return torch.device(device)
+
+
+def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, y)`` as float32 CPU tensors, ``y`` with shape ``(N, n_out)``.
+
+    Accepts a pair of arrays/tensors or a ``Dataset`` whose items are ``(x, y)`` pairs.
+    """
+    if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, tuple | list):
+        if len(data) == 0:
+            raise ValueError("empty dataset")
+        items = [data[i] for i in range(len(data))]
+        X = torch.stack([torch.as_tensor(x) for x, _ in items])
+        y = torch.stack([torch.as_tensor(t).reshape(-1) for _, t in items])
+    elif isinstance(data, tuple | list) and len(data) == 2:
+        X, y = (torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a) for a in data)
+    else:
+        raise TypeError(
+            f"data must be an (X, y) pair or a torch Dataset; got {type(data).__name__}"
+        )
+    X, y = X.float(), y.float()
+    if y.dim() == 1:
+        y = y[:, None]
+    if X.dim() != 4:
+        raise ValueError(f"X must have shape (N, C, N_t, N_x); got {tuple(X.shape)}")
+    if y.dim() != 2 or len(y) != len(X):
+        raise ValueError(f"y must have shape (N, n_out) with N = {len(X)}; got {tuple(y.shape)}")
+    return X.contiguous(), y.contiguous()
+
+
+@contextlib.contextmanager
+def _deterministic(device: torch.device, on: bool = True):
+    """Switch on deterministic algorithms for the duration (restoring the previous mode)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    warn_prev = torch.is_deterministic_algorithms_warn_only_enabled()
+    if on:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=warn_prev)
+
+
+@dataclass
+class History:
+    """Per-epoch record of a training run (``epoch`` counts from 1)."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    stopped: str = ""  # "early stopping", "max_epochs", "callback" or "time budget"
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_output(model, X, y, loss):
+    with torch.no_grad():
+        out = model(X[:1])
+    if out.shape[1:] != y.shape[1:]:
+        raise ValueError(
+            f"model output has shape (N, {', '.join(map(str, out.shape[1:]))}) but the "
+            f"targets have shape (N, {', '.join(map(str, y.shape[1:]))})"
+        )
+    if loss == "bce" and ((y < 0) | (y > 1)).any():
+        raise ValueError("the bce loss needs targets in [0, 1]")
+
+
+def train(
+    model: nn.Module,
+    train_data,
+    val_data,
+    *,
+    loss: str = "mse",
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    max_epochs: int = 100,
+    patience: int = 10,
+    min_delta: float = 0.0,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    deterministic: bool = True,
+    max_seconds: float | None = None,
+    on_epoch: Callable[[int, float, float], bool | None] | None = None,
+    eval_batch_size: int = 4096,
+    desc: str | None = None,
+) -> History:
+    """Train ``model`` in place with Adam on mini-batches; return the :class:`History`.
+
+    After every epoch the validation loss is computed; training stops when it has not
+    improved by more than ``min_delta`` for ``patience`` epochs, after ``max_epochs``, after
+    ``max_seconds`` of wall time, or when ``on_epoch(epoch, train_loss, val_loss)`` returns
+    True (it may also raise, e.g. ``optuna.TrialPruned``). The weights of the best validation
+    epoch are restored at the end. The model is left on ``device`` in eval mode.
+    """
+    for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1; got {value}")
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1; got {patience}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive; got {lr}")
+    loss_fn = _loss_fn(loss)
+    dev = pick_device(device)
+    X, y = as_tensors(train_data)
+    Xv, yv = as_tensors(val_data)
+    model.to(dev)
+    X, y = X.to(dev), y.to(dev)
+    _check_output(model, X, y, loss)
+    n = len(X)
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    hist = History(device=str(dev))
+    best_state = copy.deepcopy(model.state_dict())
+    since_best = 0
+    start = time.perf_counter()
+    train_time, seen = 0.0, 0
+    bar = progress(range(1, max_epochs + 1), desc=desc or "training", leave=False)
+    with _deterministic(dev, deterministic):
+        for epoch in bar:
+            t0 = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, generator=gen).to(dev)
+            total = 0.0
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                opt.zero_grad(set_to_none=True)
+                batch_loss = loss_fn(model(X[idx]), y[idx])
+                batch_loss.backward()
+                opt.step()
+                total += batch_loss.item() * len(idx)
+            train_time += time.perf_counter() - t0
+            seen += n
+            train_loss = total / n
+            val_loss = evaluate(model, (Xv, yv), loss=loss, batch_size=eval_batch_size, device=dev)[
+                "loss"
+            ]
+            hist.epoch.append(epoch)
+            hist.train_loss.append(train_loss)
+            hist.val_loss.append(val_loss)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(train=f"{train_loss:.3g}", val=f"{val_loss:.3g}")
+            if val_loss < hist.best_val_loss - min_delta:
+                hist.best_val_loss, hist.best_epoch = val_loss, epoch
+                best_state = copy.deepcopy(model.state_dict())
+                since_best = 0
+            else:
+                since_best += 1
+            if on_epoch is not None and on_epoch(epoch, train_loss, val_loss):
+                hist.stopped = "callback"
+                break
+            if since_best >= patience:
+                hist.stopped = "early stopping"
+                break
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                hist.stopped = "time budget"
+                break
+        else:
+            hist.stopped = "max_epochs"
+    model.load_state_dict(best_state)
+    model.eval()
+    hist.seconds = time.perf_counter() - start
+    hist.samples_per_second = seen / train_time if train_time > 0 else 0.0
+    return hist
+
+
+def predict(
+    model: nn.Module, X, *, batch_size: int = 4096, device: str | torch.device | None = None
+) -> torch.Tensor:
+    """Model outputs for every row of ``X`` (batched, no gradients), as a CPU tensor."""
+    dev = pick_device(device)
+    X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X).float()
+    model.to(dev)
+    was_training = model.training
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(X), batch_size):
+            outs.append(model(X[i : i + batch_size].to(dev)).cpu())
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def evaluate(
+    model: nn.Module,
+    data,
+    *,
+    loss: str = "mse",
+    batch_size: int = 4096,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """Mean loss of ``model`` on ``data`` (any size, batched), plus task metrics.
+
+    Returns ``{"loss", "n"}`` and, for ``"mse"``/``"count"``, the loss per output
+    ``"loss_<i>"``; for ``"bce"`` the ``"accuracy"`` at threshold 1/2; for ``"count"`` the
+    fraction ``"exact"`` of rounded predictions equal to the true count.
+    """
+    loss_fn = _loss_fn(loss)
+    X, y = as_tensors(data)
+    pred = predict(model, X, batch_size=batch_size, device=device)
+    if pred.shape != y.shape:
+        raise ValueError(f"model output shape {tuple(pred.shape)} != target shape {tuple(y.shape)}")
+    out = {"loss": float(loss_fn(pred, y)), "n": len(y)}
+    if loss in ("mse", "count") and y.shape[1] > 1:
+        for i in range(y.shape[1]):
+            out[f"loss_{i}"] = float(((pred[:, i] - y[:, i]) ** 2).mean())
+    if loss == "bce":
+        out["accuracy"] = float(((pred > 0.5).float() == y).float().mean())
+    if loss == "count":
+        out["exact"] = float((pred.round() == y.round()).all(dim=1).float().mean())
+    return out
+
+
+def save_model(
+    path: str | Path,
+    model: SpecNet,
+    *,
+    seed: int | None = None,
+    metrics: dict | None = None,
+    history: History | dict | None = None,
+    **extra,
+) -> Path:
+    """Save weights with everything needed to rebuild the model: spec, lattice (FL), seed,
+    metrics, history, package version. ``extra`` must hold plain Python values."""
+    if not isinstance(model, SpecNet):
+        raise TypeError(f"save_model needs a model built by qftml.nets; got {type(model).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": "qftml.model/1",
+        "spec": model.spec,
+        "family": model.family,
+        "lattice": list(model.lattice) if model.lattice else None,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "seed": seed,
+        "metrics": dict(metrics or {}),
+        "history": history.to_dict() if isinstance(history, History) else history,
+        "qftml_version": __version__,
+        "extra": extra,
+    }
+    torch.save(record, path)
+    return path
+
+
+def load_model(path: str | Path, *, device: str | torch.device | None = "cpu") -> SpecNet:
+    """Rebuild a model saved by :func:`save_model`; its record is in ``model.meta``."""
+    record = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(record, dict) or record.get("format") != "qftml.model/1":
+        raise ValueError(f"{path} is not a model saved by qftml.training.save_model")
+    model = from_spec(record["spec"], record["lattice"])
+    model.load_state_dict(record["state_dict"])
+    model.meta = {k: v for k, v in record.items() if k != "state_dict"}
+    model.eval()
+    return model.to(pick_device(device))
