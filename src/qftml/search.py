@@ -72,7 +72,7 @@ GLOBAL_POOLS = ("avg", "max", "sum")
 _GP_NAME = {"avg": "GlobalAvgPool", "max": "GlobalMaxPool", "sum": "GlobalSumPool"}
 _POOL_NAME = {"avg": "AvgPool", "max": "MaxPool"}
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-_LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+_LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 class InvalidSpec(ValueError):
@@ -319,8 +319,8 @@ def _fail_dead_trials(study: optuna.Study) -> int:
             dead = owner["host"] == host and not _pid_alive(owner["pid"])
         if dead:
             try:
-                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
                 study._storage.set_trial_user_attr(t._trial_id, "failed", "worker died")
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
                 n += 1
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
