@@ -1,0 +1,150 @@
+"""Flux violations: open worms inserted into valid configurations (tasks 2 and 3).
+
+A valid dual configuration obeys the flux constraint at every site,
+``div k (x) = sum_nu (k_{x,nu} - k_{x-nu_hat,nu}) = 0`` {cite}`Gattringer:2012df`. An *open
+worm* is a string of unit changes of ``k`` along a lattice path from a start site ``a`` to an
+end site ``b``: a step ``y -> y + nu_hat`` adds ``+1`` to ``k_{y,nu}``, a step
+``y -> y - nu_hat`` adds ``-1`` to ``k_{y-nu_hat,nu}``. Every site inside the path receives
+as much flux as it sends, so only the ends change:
+
+    div k -> div k + delta_{x,a} - delta_{x,b}.
+
+For ``a != b`` a single worm thus creates exactly two violating sites (a source with
+``div = +1`` and a sink with ``div = -1``) {cite}`Bulusu:2021njs,Favoni:2021talk`. Several
+worms can share or cancel ends (a sink on another worm's source, two sources on one site
+give ``div = 2``), so the label of tasks 2 and 3 is the *exact number of sites with nonzero
+divergence*, :func:`qftml.lattice.n_violations`, not twice the number of worms.
+
+Paths are non-backtracking random walks (a step never undoes the previous one) of a length
+drawn uniformly from ``length = (min, max)``; a walk that is back at its start after its
+last step takes one more step, so every single worm is open. The field ``l`` carries no
+constraint and is left untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..lattice import divergence
+
+#: Step directions: (component nu, sign). nu = 0 is space (last array axis), 1 is time.
+_DIRECTIONS = ((0, +1), (1, +1), (0, -1), (1, -1))
+
+
+@dataclass
+class Insertion:
+    """Result of :func:`insert_worms`.
+
+    ``k``: the configurations with the worms (int32 copy, shape ``(N, 2, nt, nx)``);
+    ``n_violations``: sites with nonzero divergence per configuration (the label);
+    ``n_worms``: worms inserted per configuration;
+    ``sources`` / ``sinks``: ``(config, t, x)`` rows, one per worm, of the start and end
+    site of every worm (their ``+1`` / ``-1`` contributions to the divergence).
+    """
+
+    k: np.ndarray
+    n_violations: np.ndarray
+    n_worms: np.ndarray
+    sources: np.ndarray
+    sinks: np.ndarray
+
+
+def _check_length(length) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in length)
+    except (TypeError, ValueError):
+        raise ValueError(f"length must be a (min, max) pair of integers; got {length!r}") from None
+    if not 1 <= lo <= hi:
+        raise ValueError(f"length must satisfy 1 <= min <= max; got {length!r}")
+    return lo, hi
+
+
+def insert_worms(
+    k: np.ndarray,
+    n_worms: int | np.ndarray,
+    rng: np.random.Generator,
+    *,
+    length: tuple[int, int] = (1, 16),
+) -> Insertion:
+    """Insert ``n_worms`` open worms into each configuration of ``k``.
+
+    Parameters
+    ----------
+    k : int array ``(N, 2, nt, nx)`` (or one configuration ``(2, nt, nx)``).
+        Usually valid configurations; the divergence they already have is kept.
+    n_worms : worms per configuration, an int or an int array of shape ``(N,)``.
+    rng : the random generator (all random numbers come from it: same seed, same worms).
+    length : ``(min, max)`` number of steps of a worm, drawn uniformly.
+
+    The walks of all configurations advance together (vectorized over ``N``); the random
+    numbers drawn do not depend on the data, only on ``N``, ``n_worms`` and ``length``.
+    """
+    k = np.asarray(k)
+    single = k.ndim == 3
+    if single:
+        k = k[None]
+    if k.ndim != 4 or k.shape[1] != 2:
+        raise ValueError(f"k must have shape (N, 2, nt, nx) or (2, nt, nx); got {k.shape}")
+    if not np.issubdtype(k.dtype, np.integer):
+        raise ValueError(f"k must be an integer array; got dtype {k.dtype}")
+    n, _, nt, nx = k.shape
+    if nt < 2 or nx < 2:
+        raise ValueError(f"worms need a lattice of at least 2 x 2 sites; got nt={nt}, nx={nx}")
+    lo, hi = _check_length(length)
+    worms = np.broadcast_to(np.asarray(n_worms), (n,))
+    if not np.issubdtype(worms.dtype, np.integer) or (worms < 0).any():
+        raise ValueError(f"n_worms must be non-negative integers; got {n_worms!r}")
+    worms = worms.astype(np.int64)
+
+    out = k.astype(np.int32, copy=True)
+    sources, sinks = [], []
+    for r in range(int(worms.max()) if n else 0):
+        idx = np.flatnonzero(worms > r)
+        m = len(idx)
+        t = rng.integers(0, nt, size=m)
+        x = rng.integers(0, nx, size=m)
+        steps = rng.integers(lo, hi + 1, size=m)
+        t0, x0 = t.copy(), x.copy()
+        prev = np.full(m, -1)
+        for s in range(hi + 1):
+            # extra step only where the walk is back at its start after its last step
+            moving = (s < steps) | ((s == steps) & (t == t0) & (x == x0))
+            first = rng.integers(0, 4, size=m)
+            turn = rng.integers(0, 3, size=m)
+            d = np.where(prev < 0, first, (prev + 3 + turn) % 4)  # never (prev + 2) % 4
+            if not moving.any():
+                continue
+            for code, (nu, sign) in enumerate(_DIRECTIONS):
+                sel = moving & (d == code)
+                if not sel.any():
+                    continue
+                i, tt, xx = idx[sel], t[sel], x[sel]
+                if nu == 0:
+                    xn = (xx + sign) % nx
+                    out[i, 0, tt, xx if sign > 0 else xn] += sign
+                    x[sel] = xn
+                else:
+                    tn = (tt + sign) % nt
+                    out[i, 1, tt if sign > 0 else tn, xx] += sign
+                    t[sel] = tn
+            prev = np.where(moving, d, prev)
+        sources.append(np.stack([idx, t0, x0], axis=1))
+        sinks.append(np.stack([idx, t, x], axis=1))
+    empty = np.zeros((0, 3), dtype=np.int64)
+    sources_a = np.concatenate(sources) if sources else empty
+    sinks_a = np.concatenate(sinks) if sinks else empty
+    nviol = np.count_nonzero(divergence(out), axis=(-2, -1))
+    if single:
+        out = out[0]
+    return Insertion(out, nviol, worms.copy(), sources_a, sinks_a)
+
+
+def endpoint_divergence(ins: Insertion, shape: tuple[int, int, int]) -> np.ndarray:
+    """Divergence the worms' ends add, ``sum_w (delta_{x,a_w} - delta_{x,b_w})``, of shape
+    ``(N, nt, nx)``: an independent check of :func:`insert_worms` (its divergence change)."""
+    div = np.zeros(shape, dtype=np.int64)
+    np.add.at(div, tuple(ins.sources.T), 1)
+    np.add.at(div, tuple(ins.sinks.T), -1)
+    return div
