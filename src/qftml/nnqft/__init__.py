@@ -1,0 +1,72 @@
+"""Neural networks as field theories: ensembles, kernels, correlators, symmetry via duality.
+
+The book's Part II ({ref}`chap-networks-as-fields`, {ref}`chap-symmetry-via-duality`,
+{ref}`chap-symmetry-and-training`) is built on this package:
+
+* :func:`ensemble_outputs`, :class:`Ensemble`: outputs of many random networks, chunked;
+* :func:`nngp_kernel`, :func:`exact_npoint`, :func:`neuron_moment`: closed-form kernels and
+  exact finite-width correlators of one-hidden-layer networks;
+* :func:`npoint`, :func:`deviations`, :func:`m_n`, :func:`connected_4pt`: Monte Carlo
+  correlators with block/jackknife errors;
+* :func:`haar_orthogonal`, :func:`haar_unitary`, :func:`invariance_test`: symmetry checks.
+"""
+
+from .correlators import (
+    Estimate,
+    block_means,
+    connected_4pt,
+    deviations,
+    exact_m_n,
+    fit_power_law,
+    index_tuples,
+    jackknife,
+    m_n,
+    npoint,
+    product_block_means,
+    wick,
+)
+from .ensemble import ACTIVATIONS, Ensemble, ensemble_outputs
+from .kernels import (
+    even_partitions,
+    exact_npoint,
+    input_covariance,
+    neuron_moment,
+    nngp_kernel,
+)
+from .symmetry import (
+    InvarianceTest,
+    haar_orthogonal,
+    haar_unitary,
+    invariance_test,
+    real_sites,
+    rotate_outputs,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "Ensemble",
+    "Estimate",
+    "InvarianceTest",
+    "block_means",
+    "connected_4pt",
+    "deviations",
+    "ensemble_outputs",
+    "even_partitions",
+    "exact_m_n",
+    "exact_npoint",
+    "fit_power_law",
+    "haar_orthogonal",
+    "haar_unitary",
+    "index_tuples",
+    "input_covariance",
+    "invariance_test",
+    "jackknife",
+    "m_n",
+    "neuron_moment",
+    "nngp_kernel",
+    "npoint",
+    "product_block_means",
+    "real_sites",
+    "rotate_outputs",
+    "wick",
+]
