@@ -135,3 +135,23 @@ def test_readme_quick_start_has_the_two_commands():
     block = text.split("## Quick start", 1)[1].split("```", 2)[1]
     assert "make book" in block and "make test" in block
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_check_html_flags_remote_scripts_and_missing_images(tmp_path):
+    toc = tmp_path / "_toc.yml"
+    toc.write_text(
+        yaml.safe_dump(
+            {"format": "jb-book", "root": "book/intro", "chapters": [{"file": "notebooks/a"}]}
+        )
+    )
+    html = tmp_path / "html"
+    (html / "book").mkdir(parents=True)
+    (html / "book" / "intro.html").write_text('<script src="../_static/x.js"></script>')
+    assert book.check_html(html, toc) == [f"missing page {html / 'notebooks' / 'a.html'}"]
+    (html / "notebooks").mkdir()
+    (html / "notebooks" / "a.html").write_text(
+        '<script src="https://cdn.example/mathjax.js"></script><img src="../_images/f.png">'
+    )
+    problems = book.check_html(html, toc)
+    assert any("remote script" in p for p in problems)
+    assert any("missing image" in p for p in problems)

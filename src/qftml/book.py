@@ -202,6 +202,44 @@ def build_book(*, strict: bool = True) -> None:
         raise BuildError(f"jupyter-book build failed with exit code {proc.returncode}")
 
 
+def check_html(html_dir: Path | None = None, toc_path: Path | None = None) -> list[str]:
+    """Problems in the rendered book: missing pages, remote scripts, missing images.
+
+    The book must read offline, so every script (MathJax included) is served locally.
+    """
+    import re
+
+    html_dir = html_dir or ROOT / "_build" / "html"
+    toc = yaml.safe_load(open(toc_path or ROOT / "_toc.yml"))
+    files = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    problems = []
+    for name in files:
+        page = html_dir / f"{name.removesuffix('.ipynb').removesuffix('.md')}.html"
+        if not page.exists():
+            problems.append(f"missing page {page}")
+            continue
+        text = page.read_text(errors="replace")
+        for src in re.findall(r'<script[^>]*src="([^"]+)"', text):
+            if src.startswith(("http:", "https:", "//")):
+                problems.append(f"{page.name}: remote script {src}")
+        for src in re.findall(r'<img[^>]*src="([^"]+)"', text):
+            if not src.startswith("data:") and not (page.parent / src).exists():
+                problems.append(f"{page.name}: missing image {src}")
+    return problems
+
+
 def main(
     profile: str = "ci",
     jobs: int = 1,
@@ -225,6 +263,9 @@ def main(
         execute_all(profile, stems=stems, jobs=jobs, force=force, **dirs)
         if html:
             build_book()
+            problems = check_html()
+            if problems:
+                raise BuildError("rendered book: " + "; ".join(problems))
     except BuildError as exc:
         print(f"BUILD FAILED: {exc}", file=sys.stderr)
         return 1
