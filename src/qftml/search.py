@@ -297,13 +297,18 @@ def _study(cfg: _Config, worker: int = 0) -> optuna.Study:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this host is running (a zombie counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: a killed worker whose parent died may linger unreaped as a zombie
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _fail_dead_trials(study: optuna.Study) -> int:
