@@ -1,4 +1,4 @@
-"""Command line: ``python -m qftml book|...``."""
+"""Command line: ``python -m qftml book|data|...``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,19 @@ def main(argv: list[str] | None = None) -> int:
         help="execute notebooks from this folder instead (implies --no-html)",
     )
 
+    p_data = sub.add_parser(
+        "data",
+        help="build (or verify) the datasets of task 1, 2, 3 or all",
+        description="Generate every missing, stale or corrupt dataset file of a task and "
+        "verify the others (content key and checksum); prints what it did.",
+    )
+    p_data.add_argument("task", help="1, 2, 3 (or task1, ...) or all")
+    p_data.add_argument("--profile", default="ci", help="parameter profile (profiles.yml)")
+    p_data.add_argument("--split", default=None, help="only this split (train, val, test)")
+    p_data.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p_data.add_argument("--no-verify", action="store_true", help="skip cached files' checksums")
+    p_data.add_argument("-v", "--verbose", action="store_true", help="one line per file")
+
     args = parser.parse_args(argv)
     if args.command == "book":
         from . import book
@@ -36,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             html=not args.no_html,
             notebooks_dir=args.notebooks_dir,
         )
+    if args.command == "data":
+        from .datasets import cli as data_cli
+
+        return data_cli.main(args)
     return 2
 
 

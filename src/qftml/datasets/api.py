@@ -40,7 +40,7 @@ import torch
 from ..progress import progress, quiet
 from . import storage
 from .encoding import encode
-from .jobs import SPLITS, Job, datasets_dir, dataset_params, jobs_for, normalize_task
+from .jobs import SPLITS, Job, dataset_params, datasets_dir, jobs_for, normalize_task
 
 #: Targets per task: the columns of ``TaskData.y``.
 TARGETS = {1: ("n", "phi2"), 2: ("label",), 3: ("n_violations",)}
@@ -240,7 +240,9 @@ def _concat(task: int, split: str, lattice: str, results) -> TaskData:
         return np.concatenate([np.asarray(a[name], dtype=dtype) for a in arrays])
 
     meta = {
-        name: np.concatenate([np.full(m, float(at[name])) for m, at in zip(n_per, attrs)])
+        name: np.concatenate(
+            [np.full(m, float(at[name])) for m, at in zip(n_per, attrs, strict=True)]
+        )
         for name in ("eta", "lam", "mu")
     }
     meta["n"], meta["phi2"] = cat("n", np.float64), cat("phi2", np.float64)
