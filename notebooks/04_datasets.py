@@ -127,7 +127,10 @@ print("targets (n, |phi|^2):", tuple(train1.y.shape))
 # number $w$, so $n = w/N_x$ takes discrete values. Below the onset the ensemble has
 # $w = 0$ and $n = 0$ (the Silver Blaze region, where nothing depends on $\mu$); above it
 # charges wind around the time direction. The test grid extends beyond the training range
-# on both sides.
+# on both sides. The test lattices $100\times 5$ and $200\times 10$ are those of the source
+# {cite}`Favoni:2021talk`; $200\times 10$ is also the lattice on which networks were first
+# trained on this regression {cite}`Zhou:2018ztt`. The `paper` profile adds $400\times 20$,
+# which continues the sequence at the same aspect ratio with four times the volume.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))

@@ -358,3 +358,44 @@ def test_profiles_define_the_papers_tasks(profile):
         assert sum(j.n_total for j in ds.jobs_for(2, profile, "train")) == 4000
         assert sum(j.n_total for j in ds.jobs_for(3, profile, "train")) == 20000
     assert int(params["seed"]) > 0
+
+
+# ---------------------------------------------------------------------------- TaskData
+
+
+def small_taskdata():
+    rng = np.random.default_rng(8)
+    k = random_valid_k(rng, 6, 4, 4)
+    meta = {
+        "eta": np.array([4.01, 4.01, 4.25, 4.25, 4.25, 4.01]),
+        "mu": np.array([1.0, 1.5, 1.0, 1.0, 1.5, 1.0]),
+        "n_worms": np.array([0, 5, 0, 5, 0, 5]),
+    }
+    targets = np.arange(6, dtype=np.float64)[:, None]
+    return ds.TaskData(3, "test", "4x4", k, np.abs(k), targets, meta)
+
+
+def test_taskdata_cuts_and_tensors():
+    d = small_taskdata()
+    assert len(d) == 6 and d.target_names == ("n_violations",)
+    x, y = d.xy
+    assert tuple(x.shape) == (6, 4, 4, 4) and tuple(y.shape) == (6, 1)
+    sub = d.where(eta=4.25, mu=1.0)
+    assert sub.targets[:, 0].tolist() == [2.0, 3.0] and np.array_equal(sub.k, d.k[[2, 3]])
+    groups = dict(d.groups("eta", "n_worms"))
+    assert sorted(groups) == [(4.01, 0.0), (4.01, 5.0), (4.25, 0.0), (4.25, 5.0)]
+    assert groups[(4.01, 5.0)].targets[:, 0].tolist() == [1.0, 5.0]
+    assert sum(len(g) for g in groups.values()) == len(d)
+    with pytest.raises(KeyError, match="lam"):
+        d.where(lam=1.0)
+
+
+def test_number_of_processes(monkeypatch):
+    monkeypatch.delenv("QFTML_JOBS", raising=False)
+    assert ds.n_processes(3) == 3
+    assert ds.n_processes(0) >= 1 and ds.n_processes(-1) == ds.n_processes(0)
+    monkeypatch.setenv("QFTML_JOBS", "2")
+    assert ds.n_processes(None, "ci") == 2
+    monkeypatch.setenv("QFTML_JOBS", "many")
+    with pytest.raises(ValueError, match="many"):
+        ds.n_processes(None)
