@@ -46,7 +46,7 @@ def main() -> None:
     args = p.parse_args()
     device = pick_device(args.device)
     g = torch.Generator().manual_seed(0)
-    X = torch.randint(-3, 4, (args.samples, 4, 60, 4), generator=g).float()
+    X = torch.randint(-3, 4, (args.samples, 4, 4, 60), generator=g).float()  # N_t=4, N_x=60
     y = torch.rand(args.samples, 2, generator=g)
     cores = os.cpu_count()
     threads = sorted({1, torch.get_num_threads()}) if device.type == "cpu" else [None]

@@ -215,7 +215,8 @@ def spec_params(spec: str | list[Layer]) -> int:
 
 
 def _fmt_lattice(shape) -> str:
-    return " × ".join(str(int(s)) for s in shape)
+    """``(N_t, N_x) = (4, 60)``: unambiguous, whatever order a text writes sizes in."""
+    return f"(N_t, N_x) = ({int(shape[0])}, {int(shape[1])})"
 
 
 def _pool_out(n: int, k: int, s: int) -> int:
@@ -319,7 +320,7 @@ def _trace(layers: list[Layer], lattice: tuple[int, int] | None, family: str) ->
             if t is not None:
                 if layer.stride > 1 and min(t, x) < layer.kernel:
                     raise ValueError(
-                        f"{where} needs at least {layer.kernel} × {layer.kernel} sites, but the "
+                        f"{where} needs at least {layer.kernel} sites per axis, but the "
                         f"lattice {_fmt_lattice(lattice)} is reduced to {_fmt_lattice((t, x))} "
                         f"there"
                     )
@@ -341,7 +342,7 @@ def _trace(layers: list[Layer], lattice: tuple[int, int] | None, family: str) ->
                 if family == "FL" and any(la.kind == "Flatten" for la in layers[:i]):
                     raise ValueError(
                         f"{where} expects {layer.n_in} inputs, but Flatten gives {flat} = "
-                        f"{chans} channels × {_fmt_lattice((t, x))} sites on the lattice "
+                        f"{chans} channels × {t * x} sites, {_fmt_lattice((t, x))}, on the lattice "
                         f"{_fmt_lattice(lattice)}"
                     )
                 raise ValueError(f"{where} expects {layer.n_in} inputs, receives {flat}")
@@ -402,7 +403,7 @@ class SpecNet(nn.Module):
             raise ValueError(f"lattice must be (N_t, N_x) with positive sizes; got {lattice}")
         if self.family == "FL" and lattice != self.lattice:
             raise ValueError(
-                f"this FL model was built for a {_fmt_lattice(self.lattice)} lattice and "
+                f"this FL model was built for the lattice {_fmt_lattice(self.lattice)} and "
                 f"cannot run on {_fmt_lattice(lattice)}: its Flatten/Linear sizes fix the "
                 f"lattice size (EQ and ST models run on any admissible size)"
             )
@@ -499,7 +500,9 @@ _T3_FLAT = (
     "features, and only Linear({f}, ...) meets the stated count"
 )
 
-_T1 = dict(task=1, lattice=(60, 4), n_out=2, loss="mse")
+# Lattice sizes are (N_t, N_x). The source writes the task-1 lattice "60 × 4"; like
+# qftml.datasets we read it as N_x × N_t, i.e. 60 sites in space and 4 in time.
+_T1 = dict(task=1, lattice=(4, 60), n_out=2, loss="mse")
 _T2 = dict(task=2, lattice=(8, 8), n_out=1, loss="bce")
 _T3 = dict(task=3, lattice=(8, 8), n_out=1, loss="count")
 
@@ -600,8 +603,8 @@ def _task3(family, rank, transcribed, stated, flat_fix) -> Published:
 
 
 #: The 15 winning architectures of the backup tables of {cite}`Favoni:2021talk`: task 1
-#: (regression of n and |phi|^2 on 60 × 4), task 2 (detecting a flux violation on 8 × 8),
-#: task 3 (counting flux violations on 8 × 8, three per family).
+#: (regression of n and |phi|^2 on N_x × N_t = 60 × 4), task 2 (detecting a flux
+#: violation on 8 × 8), task 3 (counting flux violations on 8 × 8, three per family).
 PUBLISHED: tuple[Published, ...] = (
     Published(
         family="EQ",
