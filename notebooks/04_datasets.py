@@ -220,14 +220,14 @@ print("divergence values present after insertion:", np.unique(divergence(ins.k))
 # labels are balanced exactly, at every parameter point and on every lattice.
 
 # %%
-print(f"{'split':<6} {'lattice':<8} {'(eta, mu)':<13} {'N':>6} {'violated':>9} {'viol. sites':>12}")
+print(f"{'split':<6} {'lattice':<8} {'points':>6} {'N':>6} {'violated fraction':>18} {'sites':>6}")
 for split in ("train", "val", "test"):
     for lat in datasets.lattices(2, profile, split):
         d = datasets.load_task2(profile, split, lat)
-        for (eta, mu), sub in d.groups("eta", "mu"):
-            vs = np.unique(sub.meta["n_violations"][sub.targets[:, 0] == 1])
-            print(f"{split:<6} {lat:<8} ({eta:.2f}, {mu:.2f})  {len(sub):>6} "
-                  f"{sub.targets.mean():9.2f} {str(vs):>12}")  # fmt: skip
+        frac = [sub.targets.mean() for _, sub in d.groups("eta", "mu")]
+        sites = np.unique(d.meta["n_violations"][d.targets[:, 0] == 1])
+        print(f"{split:<6} {lat:<8} {len(frac):>6} {len(d):>6} "
+              f"{min(frac):8.2f} to {max(frac):4.2f} {str(sites):>6}")  # fmt: skip
 
 # %% [markdown]
 # ## Task 3: counting violations
@@ -238,6 +238,11 @@ for split in ("train", "val", "test"):
 # cancels both, two sources on one site make a single site of divergence $2$. On a small
 # lattice with many worms that happens often, so the counts spread below $2 n_\text{worms}$
 # (compare the backup slide "Third task data distribution" of {cite}`Favoni:2021talk`).
+# The label equals $2n_\text{worms}$ exactly when all $2n_\text{worms}$ ends sit on distinct
+# sites; were the ends independent and uniform on the $V$ sites, the chance of that would be
+# the birthday-problem product $\prod_{j<2n_\text{worms}} (1 - j/V)$, drawn dotted below
+# as a rough cross-check (the two ends of one worm are never on the same site and are
+# close to each other, so the measured fractions need not match it exactly).
 # Training uses 0 and 5 worms on $8\times 8$ at the two training points; the test set covers
 # all $3\times 3\times 4\times 11 = 396$ combinations of $\eta$, $\mu$, lattice and worm
 # count.
@@ -263,18 +268,29 @@ axes[0].set_ylabel("label: violating sites")
 axes[0].set_title(f"test set, {lats3[0]} (all nine parameter points)")
 axes[0].legend(loc="upper left")
 fig.colorbar(im, ax=axes[0], label="fraction of configurations")
-for lat in lats3:
-    axes[1].plot(worms[1:], exact[lat][1:], "o-", label=lat)
+for c, lat in enumerate(lats3):
+    nt3, nx3 = datasets.parse_lattice(lat)
+    w = np.asarray(worms[1:])
+    p = np.asarray(exact[lat][1:])
+    n_w = np.array(
+        [np.sum(datasets.load_task3(profile, "test", lat).meta["n_worms"] == v) for v in w]
+    )
+    axes[1].errorbar(w, p, np.sqrt(p * (1 - p) / n_w), marker="o", color=f"C{c}", label=lat)
+    # all 2w ends on distinct sites, if they were independent and uniform on V sites
+    distinct = [np.prod(1 - np.arange(2 * v) / (nt3 * nx3)) for v in w]
+    axes[1].plot(w, distinct, ":", color=f"C{c}")
+axes[1].plot([], [], "k:", label="uniform-ends estimate")
 axes[1].set_xlabel("worms inserted")
-axes[1].set_ylabel(r"fraction with label $= 2\,n_\mathrm{worms}$")
+axes[1].set_ylabel(r"fraction with label $= 2\,n_\mathrm{worms}$ ($\pm$ binomial error)")
 axes[1].legend(title="lattice")
 fig.tight_layout()
 plt.show()
 train3 = datasets.load_task3(profile, "train")
 for w in (0, 5):
     labels = train3.where(n_worms=w).targets[:, 0]
-    print(f"training set, {w} worms: {len(labels)} configurations, labels "
-          f"{dict(zip(*np.unique(labels.astype(int), return_counts=True), strict=True))}")  # fmt: skip
+    values, freq = np.unique(labels.astype(int), return_counts=True)
+    table = ", ".join(f"{v}: {c}" for v, c in zip(values, freq, strict=True))
+    print(f"training set, {w} worms: {len(labels)} configurations; label: count = {table}")
 
 # %% [markdown]
 # ## Using the data

@@ -39,7 +39,8 @@ class Insertion:
 
     ``k``: the configurations with the worms (int32 copy, shape ``(N, 2, nt, nx)``);
     ``n_violations``: sites with nonzero divergence per configuration (the label);
-    ``n_worms``: worms inserted per configuration;
+    ``n_worms``: worms inserted per configuration (both plain ints for a single
+    configuration ``(2, nt, nx)``);
     ``sources`` / ``sinks``: ``(config, t, x)`` rows, one per worm, of the start and end
     site of every worm (their ``+1`` / ``-1`` contributions to the divergence).
     """
@@ -136,9 +137,10 @@ def insert_worms(
     sources_a = np.concatenate(sources) if sources else empty
     sinks_a = np.concatenate(sinks) if sinks else empty
     nviol = np.count_nonzero(divergence(out), axis=(-2, -1))
-    if single:
-        out = out[0]
-    return Insertion(out, nviol, worms.copy(), sources_a, sinks_a)
+    worms = worms.copy()
+    if single:  # one configuration in, one out: scalars for the counts
+        out, nviol, worms = out[0], int(nviol[0]), int(worms[0])
+    return Insertion(out, nviol, worms, sources_a, sinks_a)
 
 
 def endpoint_divergence(ins: Insertion, shape: tuple[int, int, int]) -> np.ndarray:
