@@ -93,18 +93,18 @@ for task, split, nfiles, nconf, mib, lats in rows:
 # input of every network of {cite}`Bulusu:2021njs`. The integers are passed unchanged as
 # float32: a shift would hide the flux constraint from the networks and add a
 # volume-dependent constant to globally pooled outputs (see
-# `qftml.datasets.encoding`). Below, one training configuration of task 1 at the largest
-# chemical potential: the time component $k_{x,2}$ carries the net charge, which winds
-# around the periodic time direction.
+# `qftml.datasets.encoding`). Below, one test configuration of task 1 (60 x 4) at the largest
+# chemical potential of the test grid: the time component $k_{x,2}$ carries the net charge,
+# which winds around the periodic time direction.
 
 # %%
 train1 = datasets.load_task1(profile, "train")
-mu_top = float(train1.meta["mu"].max())
-ex = train1.where(mu=mu_top)
+mu_ex = P["example_mu"]
+ex = datasets.load_task1(profile, "test", "60x4", mu=mu_ex)
 i = int(np.argmax(ex.meta["n"]))  # the configuration with the largest density at this mu
 fig = figures.show_channels(
     ex.k[i], ex.l[i],
-    title=rf"task 1, $60\times 4$, $\mu = {mu_top:g}$: $n = {ex.meta['n'][i]:.4f}$, "
+    title=rf"task 1 (test set), $60\times 4$, $\mu = {mu_ex:g}$: $n = {ex.meta['n'][i]:.4f}$, "
     rf"$|\phi|^2 = {ex.meta['phi2'][i]:.3f}$",
 )  # fmt: skip
 plt.show()
