@@ -255,3 +255,22 @@ def test_fit_power_law_recovers_slope():
     slope, err, intercept, _ = fit_power_law(n, v, 0.01 * v)
     assert slope == pytest.approx(-1.0) and intercept == pytest.approx(np.log(3.0))
     assert err > 0
+
+
+def test_moment_table_grid_agrees_with_rank_quadrature():
+    """Two independent quadratures of erf moments: shared (w, b) grid vs per-tuple rank."""
+    from qftml.nnqft import MomentTable
+
+    x = np.linspace(-1.2, 0.9, 5)[:, None]
+    table = MomentTable("erf", x, sigma_w=1.3, sigma_b=0.7)
+    for t in [(0, 1), (0, 2, 3, 4), (1, 1, 2, 3, 4, 4)]:
+        direct = neuron_moment("erf", x[list(t)], sigma_w=1.3, sigma_b=0.7)
+        assert table(t) == pytest.approx(direct, rel=1e-8, abs=1e-12)
+
+
+def test_exact_npoint_accepts_width_arrays():
+    w = np.array([2.0, 20.0, np.inf])
+    vals = exact_npoint("relu", X1, (0, 1, 2, 3), w)
+    assert vals.shape == (3,)
+    assert vals[2] == pytest.approx(wick(nngp_kernel("relu", X1), (0, 1, 2, 3)))
+    assert vals[0] == pytest.approx(exact_npoint("relu", X1, (0, 1, 2, 3), 2))

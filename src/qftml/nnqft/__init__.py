@@ -27,6 +27,7 @@ from .correlators import (
 )
 from .ensemble import ACTIVATIONS, Ensemble, ensemble_outputs
 from .kernels import (
+    MomentTable,
     even_partitions,
     exact_npoint,
     input_covariance,
@@ -43,6 +44,7 @@ from .symmetry import (
 )
 
 __all__ = [
+    "MomentTable",
     "ACTIVATIONS",
     "Ensemble",
     "Estimate",

@@ -241,18 +241,23 @@ def connected_4pt(f: np.ndarray, *, n_blocks: int = 50, tuples=None):
     return tuples, jackknife(bm, conn)
 
 
-def exact_m_n(arch, x, n, width, *, sigma_w=1.0, sigma_b=1.0) -> float:
-    """Exact $m_n$ of one-hidden-layer networks (same tuple average as :func:`m_n`)."""
-    from .kernels import exact_npoint
+def exact_m_n(arch, x, n, widths, *, sigma_w=1.0, sigma_b=1.0):
+    """Exact $m_n$ of one-hidden-layer networks (same tuple average as :func:`m_n`).
+
+    ``widths`` may be a scalar or an array; the neuron moments are computed once.
+    """
+    from .kernels import MomentTable, _evaluate, npoint_coefficients
 
     x = np.asarray(x, dtype=float)
-    vals = []
-    for t in index_tuples(x.shape[0], n):
-        kw = dict(sigma_w=sigma_w, sigma_b=sigma_b)
-        g = exact_npoint(arch, x, t, width, **kw)
-        gp = exact_npoint(arch, x, t, np.inf, **kw)
-        vals.append(g / gp - 1.0)
-    return float(np.mean(vals))
+    table = MomentTable(arch, x, sigma_w=sigma_w, sigma_b=sigma_b)
+    w = np.asarray(widths, dtype=float)
+    total = np.zeros_like(w)
+    tuples = index_tuples(x.shape[0], n)
+    for t in tuples:
+        coefs = npoint_coefficients(table, t)
+        total = total + _evaluate(coefs, w) / coefs[0] - 1.0
+    out = total / len(tuples)
+    return float(out) if out.ndim == 0 else out
 
 
 def fit_power_law(widths, values, errors) -> tuple[float, float, float, float]:

@@ -221,64 +221,100 @@ def _double_factorial(k):
     return math.prod(range(k, 0, -2)) if k > 0 else 1
 
 
-def _moment_table(arch, x, idx, sigma_w, sigma_b, n_quad):
-    """Neuron moments of every sub-multiset of ``idx`` (keyed by sorted index tuple)."""
-    table = {}
+class MomentTable:
+    """Cache of single-neuron moments $M$ keyed by the sorted tuple of point indices."""
 
-    def get(block):
-        key = tuple(sorted(idx[i] for i in block))
-        if key not in table:
-            table[key] = neuron_moment(
-                arch, x[list(key)], sigma_w=sigma_w, sigma_b=sigma_b, n_quad=n_quad
-            )
-        return table[key]
+    def __init__(self, arch, x, *, sigma_w=1.0, sigma_b=1.0, n_quad=96):
+        self.arch, self.x = arch, _check_x(x)
+        self.kw = dict(sigma_w=sigma_w, sigma_b=sigma_b, n_quad=n_quad)
+        self.sigma_w, self.sigma_b = sigma_w, sigma_b
+        self.table: dict[tuple[int, ...], float] = {}
+        self._grid = None
+        if arch in ("erf", "tanh") and self.x.shape[1] == 1:
+            # d_in = 1: one Gauss-Hermite grid over (w, b) serves every tuple of points
+            t, w = _hermite(n_quad)
+            xi_w, xi_b = (g.ravel() for g in np.meshgrid(t, t, indexing="ij"))
+            z = sigma_w * self.x[:, :1] * xi_w + sigma_b * xi_b  # (n_points, q^2)
+            self._grid = (_act(arch)(z), np.outer(w, w).ravel())
 
-    return get
+    def __call__(self, points) -> float:
+        key = tuple(sorted(int(p) for p in points))
+        if key not in self.table:
+            if self._grid is not None:
+                phi, weights = self._grid
+                self.table[key] = float(weights @ np.prod(phi[list(key)], axis=0))
+            else:
+                self.table[key] = neuron_moment(self.arch, self.x[list(key)], **self.kw)
+        return self.table[key]
+
+
+def npoint_coefficients(table: MomentTable, idx, *, connected: bool = False) -> dict[int, float]:
+    r"""$G^{(n)}$ at ``idx`` as a polynomial in $1/N$: ``{power: coefficient}``.
+
+    A partition of the $n$ points into blocks $B$ contributes $\prod_B\kappa_f(B)$, and
+    $\kappa_f(B)\propto N^{1-|B|/2}$, so the power of $1/N$ is $\sum_B(|B|/2-1)$.
+    """
+    idx = tuple(int(i) for i in idx)
+    sw, sb = table.sigma_w, table.sigma_b
+
+    def moment(block):
+        return table([idx[i] for i in block])
+
+    def mu_u(block):  # E[u_{a1}..u_{am}] * N^{m/2} / sigma_w^m
+        return _double_factorial(len(block) - 1) * moment(block)
+
+    def kappa(block):  # (coefficient, power of 1/N) of the joint cumulant of f
+        m = len(block)
+        if m == 2:
+            return sb**2 + sw**2 * moment(block), 0
+        k_u = 0.0
+        for part in even_partitions(block):
+            q = len(part)
+            k_u += (-1) ** (q - 1) * math.factorial(q - 1) * math.prod(mu_u(b) for b in part)
+        return sw**m * k_u, m // 2 - 1
+
+    positions = tuple(range(len(idx)))
+    if len(idx) % 2:
+        return {0: 0.0}
+    parts = [[positions]] if connected else even_partitions(positions)
+    out: dict[int, float] = {}
+    for part in parts:
+        terms = [kappa(b) for b in part]
+        power = sum(p for _, p in terms)
+        out[power] = out.get(power, 0.0) + math.prod(c for c, _ in terms)
+    return out
+
+
+def _evaluate(coefs: dict[int, float], width):
+    inv = 1.0 / np.asarray(width, dtype=float)  # 0 at width = inf
+    return sum(c * (inv**p if p else np.ones_like(inv)) for p, c in coefs.items())
 
 
 def exact_npoint(
     arch: str,
     x,
     idx,
-    width: int | float,
+    width,
     *,
     sigma_w: float = 1.0,
     sigma_b: float = 1.0,
     connected: bool = False,
     n_quad: int = 96,
-) -> float:
+    table: MomentTable | None = None,
+):
     r"""Exact $G^{(n)}(x_{i_1},\dots,x_{i_n})$ of one-hidden-layer networks of width ``width``.
 
-    ``idx`` indexes rows of ``x``; ``width = inf`` gives the Gaussian-process (Wick) value.
-    ``connected`` returns the connected part (the joint cumulant) instead. See the module
-    docstring for the cumulant construction.
+    ``idx`` indexes rows of ``x``; ``width`` may be an array, and ``inf`` gives the
+    Gaussian-process (Wick) value. ``connected`` returns the connected part (the joint
+    cumulant) instead. ``table`` shares computed moments between calls.
     """
     x = _check_x(x)
     idx = tuple(int(i) for i in idx)
     if not idx or min(idx) < 0 or max(idx) >= x.shape[0]:
         raise ValueError(f"idx {idx!r} does not index the {x.shape[0]} points of x")
-    if not width > 0:
+    if not np.all(np.asarray(width, dtype=float) > 0):
         raise ValueError(f"width must be positive; got {width!r}")
-    moment = _moment_table(arch, x, idx, sigma_w, sigma_b, n_quad)
-    inv_n = 0.0 if math.isinf(width) else 1.0 / width
-
-    def mu_u(block):  # E[u_{a1}..u_{am}] times N^{m/2} / sigma_w^m
-        return _double_factorial(len(block) - 1) * moment(block)
-
-    def kappa_f(block):
-        m = len(block)
-        if m == 2:
-            return sigma_b**2 + sigma_w**2 * moment(block)
-        if inv_n == 0.0:
-            return 0.0
-        # joint cumulant of u from its moments (Moebius inversion over set partitions)
-        k_u = 0.0
-        for part in even_partitions(block):
-            q = len(part)
-            k_u += (-1) ** (q - 1) * math.factorial(q - 1) * math.prod(mu_u(b) for b in part)
-        return sigma_w**m * inv_n ** (m / 2 - 1) * k_u  # N * (sigma_w^2 / N)^{m/2} * k_u
-
-    positions = tuple(range(len(idx)))
-    if connected:
-        return float(kappa_f(positions)) if len(idx) % 2 == 0 else 0.0
-    return float(sum(math.prod(kappa_f(b) for b in part) for part in even_partitions(positions)))
+    if table is None:
+        table = MomentTable(arch, x, sigma_w=sigma_w, sigma_b=sigma_b, n_quad=n_quad)
+    value = _evaluate(npoint_coefficients(table, idx, connected=connected), width)
+    return float(value) if np.ndim(value) == 0 else np.asarray(value)
