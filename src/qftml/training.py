@@ -177,6 +177,7 @@ def train(
     deterministic: bool = True,
     max_seconds: float | None = None,
     on_epoch: Callable[[int, float, float], bool | None] | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     eval_batch_size: int = 4096,
     desc: str | None = None,
 ) -> History:
@@ -187,6 +188,8 @@ def train(
     ``max_seconds`` of wall time, or when ``on_epoch(epoch, train_loss, val_loss)`` returns
     True (it may also raise, e.g. ``optuna.TrialPruned``). The weights of the best validation
     epoch are restored at the end. The model is left on ``device`` in eval mode.
+    ``transform``, if given, maps every training mini-batch input before the forward pass
+    (data augmentation, e.g. random lattice translations; validation data are untouched).
     """
     for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs)):
         if int(value) < 1:
@@ -220,7 +223,8 @@ def train(
             for i in range(0, n, batch_size):
                 idx = perm[i : i + batch_size]
                 opt.zero_grad(set_to_none=True)
-                batch_loss = loss_fn(model(X[idx]), y[idx])
+                xb = X[idx] if transform is None else transform(X[idx])
+                batch_loss = loss_fn(model(xb), y[idx])
                 batch_loss.backward()
                 opt.step()
                 total += batch_loss.item() * len(idx)
