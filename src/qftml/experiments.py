@@ -1,0 +1,535 @@
+"""Orchestration of the task chapters: many trained instances, cached, summarised, compared.
+
+The comparisons of {cite}`Bulusu:2021njs` retrain each winning architecture from scratch
+several times (*instances*, one per seed) for several training-set sizes and judge a family
+by the spread of its instances. This module runs such grids with
+:func:`qftml.training.train` and keeps every trained model on disk:
+
+- **Cache.** An instance is stored under ``<data>/experiments/<key>.pt`` (see
+  :func:`qftml.paths.data_dir`), where ``key`` hashes everything its weights depend on: the
+  spec, the training lattice, the seed, the content of the training and validation data
+  (:func:`fingerprint`), the loss and budget, the augmentation, and the source of the code
+  that builds and trains networks (:func:`code_digest`). Re-running a chapter after a change
+  to a figure loads the models instead of retraining them; a change to any input trains
+  anew. Test losses are cached next to the model, keyed by the test data's content.
+- **Training-set sizes.** :func:`nested_subsets` draws the subsets of a training set once,
+  nested (a larger set contains every smaller one) and, given per-sample groups (e.g. the
+  chemical potential), balanced over the groups.
+- **Augmentation.** :class:`RandomTranslations` shifts every configuration of a mini-batch
+  by its own random lattice translation: for a translation-invariant target this is the
+  symmetry that an equivariant network has built in.
+- **Statistics.** :func:`summarize` (mean, median, spread), :func:`compare` (one-sided
+  Mann-Whitney test and probability of superiority between two groups of instances),
+  :func:`scaling` (slope of ``log loss`` against ``log N_train``) and
+  :func:`prediction_curves` (predicted and true targets against a parameter such as
+  ``mu``).
+
+Nothing here is specific to one task: the task enters through :class:`qftml.search.Task`
+(outputs, lattice, loss) and the data passed in.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .nets import SpecNet, from_spec
+from .paths import data_dir
+from .progress import progress
+from .search import Budget, Task
+from .training import as_tensors, evaluate, load_model, predict, save_model, train
+
+__all__ = [
+    "AUGMENTATIONS",
+    "Instance",
+    "RandomTranslations",
+    "cache_dir",
+    "code_digest",
+    "compare",
+    "fingerprint",
+    "instance_key",
+    "nested_subsets",
+    "prediction_curves",
+    "run_grid",
+    "scaling",
+    "summarize",
+    "train_instance",
+    "evaluate_instance",
+    "translate",
+]
+
+
+#: Defaults of :class:`qftml.search.Task` and :class:`qftml.search.Budget` (both frozen).
+DEFAULT_TASK = Task()
+DEFAULT_BUDGET = Budget()
+
+# --------------------------------------------------------------------------------------------
+# Keys
+# --------------------------------------------------------------------------------------------
+
+
+def fingerprint(*arrays) -> str:
+    """SHA-256 of the dtypes, shapes and bytes of arrays or tensors (a content key of data)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 of the modules whose code determines trained weights (nets, training)."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("nets.py", "training.py"):
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Folder of cached instances: ``<data>/experiments``."""
+    path = data_dir() / "experiments"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentation and subsets
+# --------------------------------------------------------------------------------------------
+
+
+def translate(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Shift sample ``b`` of ``x`` (shape ``(B, C, N_t, N_x)``) periodically by ``shifts[b]``.
+
+    ``shifts`` has shape ``(B, 2)`` (``a_t, a_x``); the result equals
+    ``torch.roll(x[b], tuple(shifts[b]), dims=(-2, -1))`` for every ``b``, computed for the
+    whole batch at once with two gathers.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (B, C, N_t, N_x); got {tuple(x.shape)}")
+    shifts = torch.as_tensor(shifts, device=x.device).long()
+    if shifts.shape != (x.shape[0], 2):
+        raise ValueError(f"shifts must have shape ({x.shape[0]}, 2); got {tuple(shifts.shape)}")
+    b, c, nt, nx = x.shape
+    t = (torch.arange(nt, device=x.device)[None, :] - shifts[:, :1]) % nt  # (B, N_t)
+    s = (torch.arange(nx, device=x.device)[None, :] - shifts[:, 1:]) % nx  # (B, N_x)
+    x = x.gather(2, t[:, None, :, None].expand(b, c, nt, nx))
+    return x.gather(3, s[:, None, None, :].expand(b, c, nt, nx))
+
+
+class RandomTranslations:
+    """Augmentation: every sample of a batch shifted by a uniformly random lattice translation.
+
+    Holds its own seeded generator, so a training run with it is reproducible and the
+    mini-batch order of :func:`qftml.training.train` is the same as without it. Create a new
+    instance for every training run.
+    """
+
+    name = "translations"
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        nt, nx = x.shape[-2:]
+        a_t = torch.randint(0, nt, (x.shape[0],), generator=self.generator)
+        a_x = torch.randint(0, nx, (x.shape[0],), generator=self.generator)
+        return translate(x, torch.stack([a_t, a_x], dim=1))
+
+
+#: Augmentations by name (``None`` or ``"none"``: no augmentation).
+AUGMENTATIONS = {"translations": RandomTranslations}
+
+
+def _augmentation(name: str | None, seed: int):
+    if name in (None, "none"):
+        return None
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {sorted(AUGMENTATIONS)}")
+    return AUGMENTATIONS[name](seed)
+
+
+def nested_subsets(n_total: int, sizes: Sequence[int], seed: int, groups=None) -> dict:
+    """Indices of training subsets of the given ``sizes``, nested and reproducible.
+
+    One random order of the ``n_total`` samples is drawn from ``seed``; a subset of size
+    ``m`` is its first ``m`` entries, so every subset contains the smaller ones. With
+    ``groups`` (one label per sample, e.g. the chemical potential) the order interleaves
+    the groups, so each subset holds the groups as equally as their sizes allow.
+    Returns ``{size: sorted index array}``.
+    """
+    n_total = int(n_total)
+    sizes = [int(m) for m in sizes]
+    for m in sizes:
+        if not 1 <= m <= n_total:
+            raise ValueError(f"subset size {m} is outside 1..{n_total} (the training set size)")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        order = rng.permutation(n_total)
+    else:
+        groups = np.asarray(groups)
+        if len(groups) != n_total:
+            raise ValueError(f"groups has {len(groups)} labels for {n_total} samples")
+        rank = np.empty(n_total)
+        for g in np.unique(groups):
+            members = np.flatnonzero(groups == g)
+            rank[members[rng.permutation(len(members))]] = np.arange(len(members))
+        # order by rank within the group, ties (same rank, different groups) at random
+        order = np.lexsort((rng.random(n_total), rank))
+    return {m: np.sort(order[:m]) for m in sizes}
+
+
+# --------------------------------------------------------------------------------------------
+# One instance
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    """A trained instance: its cache key and file, what it is, and its training record."""
+
+    key: str
+    path: Path
+    spec: str
+    family: str
+    seed: int
+    n_train: int
+    augment: str
+    history: dict = field(default_factory=dict)
+    cached: bool = False
+    _model: SpecNet | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> SpecNet:
+        """The trained network (loaded from disk on first use)."""
+        if self._model is None:
+            self._model = load_model(self.path)
+        return self._model
+
+
+def instance_key(
+    spec: str, seed: int, data_key: str, task: Task, budget: Budget, augment: str | None
+) -> str:
+    """Content key of a training run (see the module docstring)."""
+    aug = AUGMENTATIONS.get(augment) if augment not in (None, "none") else None
+    payload = {
+        "spec": from_spec(spec, task.lattice).spec,  # canonical spelling
+        "lattice": list(task.lattice),
+        "seed": int(seed),
+        "data": data_key,
+        "loss": task.loss,
+        "budget": {k: getattr(budget, k) for k in sorted(budget.__dataclass_fields__)},
+        "augment": None if aug is None else [augment, inspect.getsource(aug)],
+        "code": code_digest(),
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def train_instance(
+    spec: str,
+    train_data,
+    val_data,
+    *,
+    task: Task = DEFAULT_TASK,
+    budget: Budget = DEFAULT_BUDGET,
+    seed: int = 0,
+    augment: str | None = None,
+    cache: bool = True,
+    device=None,
+) -> Instance:
+    """Train ``spec`` from scratch with ``seed`` (weights and batch order), or load it.
+
+    ``augment`` names an entry of :data:`AUGMENTATIONS` (seeded with ``seed``). With
+    ``cache`` an instance already on disk under the same key is loaded, not retrained.
+    """
+    X, y = as_tensors(train_data)
+    Xv, yv = as_tensors(val_data)
+    key = instance_key(spec, seed, fingerprint(X, y, Xv, yv), task, budget, augment)
+    path = cache_dir() / f"{key}.pt"
+    aug_name = augment or "none"
+    if cache and path.exists():
+        model = load_model(path)
+        return Instance(
+            key, path, model.spec, model.family, int(seed), len(X), aug_name,
+            model.meta.get("history") or {}, True, model,
+        )  # fmt: skip
+    model = from_spec(spec, task.lattice, seed=int(seed))
+    hist = train(
+        model,
+        (X, y),
+        (Xv, yv),
+        loss=task.loss,
+        lr=budget.lr,
+        batch_size=budget.batch_size,
+        max_epochs=budget.max_epochs,
+        patience=budget.patience,
+        max_seconds=budget.max_seconds,
+        seed=int(seed),
+        transform=_augmentation(augment, seed),
+        device=device,
+        desc=f"{model.family} seed {seed} N={len(X)}",
+    )
+    model.cpu()
+    if cache:
+        tmp = path.with_suffix(".tmp")
+        save_model(tmp, model, seed=int(seed), history=hist, n_train=len(X), augment=aug_name)
+        tmp.replace(path)  # atomic: a killed run leaves no half-written model behind
+    return Instance(
+        key, path, model.spec, model.family, int(seed), len(X), aug_name, hist.to_dict(), False,
+        model,
+    )  # fmt: skip
+
+
+def evaluate_instance(
+    inst: Instance, tests: Mapping[str, tuple], *, task: Task = DEFAULT_TASK, cache: bool = True
+) -> dict[str, dict]:
+    """Metrics of :func:`qftml.training.evaluate` on each test set, ``{name: metrics}``.
+
+    A model that cannot run on a test set's lattice (an FL network on another size) gets
+    ``{"loss": nan}``. Results are cached in ``<key>.eval.json`` by the test data's content.
+    """
+    store = inst.path.with_suffix(".eval.json")
+    known = json.loads(store.read_text()) if cache and store.exists() else {}
+    out, changed = {}, False
+    for name, data in tests.items():
+        X, y = as_tensors(data)
+        tkey = f"{task.loss}:{fingerprint(X, y)}"
+        if tkey not in known:
+            try:
+                inst.model.check_lattice(tuple(X.shape[-2:]))
+            except ValueError:
+                known[tkey] = {"loss": math.nan, "n": len(y)}
+            else:
+                known[tkey] = evaluate(inst.model, (X, y), loss=task.loss)
+            changed = True
+        out[name] = known[tkey]
+    if cache and changed:
+        tmp = store.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known))
+        tmp.replace(store)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Grids of instances
+# --------------------------------------------------------------------------------------------
+
+
+def run_grid(
+    specs: Mapping[str, str],
+    train_data,
+    val_data,
+    tests: Mapping[str, tuple] | None = None,
+    *,
+    sizes: Sequence[int] | None = None,
+    seeds: Sequence[int] = (0,),
+    augment: Sequence[str | None] = (None,),
+    task: Task = DEFAULT_TASK,
+    budget: Budget = DEFAULT_BUDGET,
+    subset_seed: int = 0,
+    groups=None,
+    output_names: Sequence[str] | None = None,
+    cache: bool = True,
+    device=None,
+    desc: str = "instances",
+) -> tuple:
+    """Train (or load) every ``label x augment x size x seed`` instance; test each one.
+
+    ``specs`` maps a label (e.g. the family) to a spec. ``sizes`` are training-set sizes
+    (default: the whole set), drawn by :func:`nested_subsets` with ``subset_seed`` and
+    ``groups``; the validation set is always the full ``val_data``. ``tests`` maps a name to
+    an ``(X, y)`` pair. Returns ``(table, instances)``: a pandas DataFrame with one row per
+    instance (``label, family, augment, n_train, seed, val, epochs, best_epoch, seconds,
+    cached, key``, the loss on each test set under its name and, with ``output_names``, the
+    loss per output as ``"<test>[<output>]"``), and the :class:`Instance` objects in the same
+    order.
+    """
+    import pandas as pd
+
+    X, y = as_tensors(train_data)
+    Xv, yv = as_tensors(val_data)
+    tests = {name: as_tensors(d) for name, d in (tests or {}).items()}
+    sizes = [len(X)] if sizes is None else [int(m) for m in sizes]
+    subsets = nested_subsets(len(X), sizes, subset_seed, groups)
+    augment = [a or "none" for a in augment]
+    seeds = [int(s) for s in seeds]
+    jobs = [(lab, a, m, s) for lab in specs for a in augment for m in sizes for s in seeds]
+    rows, instances = [], []
+    for label, aug, m, seed in progress(jobs, desc=desc):
+        idx = torch.from_numpy(subsets[m])
+        start = time.perf_counter()
+        inst = train_instance(
+            specs[label], (X[idx], y[idx]), (Xv, yv), task=task, budget=budget, seed=seed,
+            augment=aug, cache=cache, device=device,
+        )  # fmt: skip
+        hist = inst.history
+        row = {
+            "label": label,
+            "family": inst.family,
+            "augment": aug,
+            "n_train": m,
+            "seed": seed,
+            "val": hist.get("best_val_loss", math.nan),
+            "epochs": (hist.get("epoch") or [0])[-1],
+            "best_epoch": hist.get("best_epoch", 0),
+            "train_seconds": hist.get("seconds", math.nan),
+        }
+        for name, metrics in evaluate_instance(inst, tests, task=task, cache=cache).items():
+            row[name] = metrics["loss"]
+            for j, out in enumerate(output_names or []):
+                row[f"{name}[{out}]"] = metrics.get(f"loss_{j}", math.nan)
+        row["seconds"] = time.perf_counter() - start
+        row["cached"] = inst.cached
+        row["key"] = inst.key
+        rows.append(row)
+        instances.append(inst)
+    return pd.DataFrame(rows), instances
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------
+
+
+def summarize(table, by: Sequence[str], values: Sequence[str]):
+    """Per group of ``by``: count, mean, median, std, sem, min and max of each of ``values``.
+
+    Missing values (NaN: a model that cannot run on a test set) are left out of every
+    statistic, and ``count`` says how many instances remain. Columns are a MultiIndex
+    ``(value, statistic)``.
+    """
+    import pandas as pd
+
+    missing = [c for c in [*by, *values] if c not in table.columns]
+    if missing:
+        raise KeyError(f"columns {missing} not in the table; it has {list(table.columns)}")
+    g = table.groupby(list(by), sort=True)[list(values)]
+    stats = {
+        "count": g.count(),
+        "mean": g.mean(),
+        "median": g.median(),
+        "std": g.std(ddof=1),
+        "sem": g.std(ddof=1) / np.sqrt(g.count()),
+        "min": g.min(),
+        "max": g.max(),
+    }
+    out = pd.concat(stats, axis=1).swaplevel(0, 1, axis=1)
+    return out[[(v, s) for v in values for s in stats]]
+
+
+def compare(table, by: Sequence[str], column: str, a, b, value: str):
+    """Is ``value`` smaller for ``column == a`` than for ``column == b``, per group of ``by``?
+
+    For each group: the instance counts, the medians, their ratio ``b / a``, the probability
+    of superiority ``P(loss_a < loss_b)`` over all pairs of instances (ties count 1/2), and
+    the one-sided Mann-Whitney ``p``-value of the hypothesis that ``a`` is not smaller. With
+    ``n_a = n_b = n`` instances the smallest attainable ``p`` is ``1 / binom(2n, n)``
+    (``p_min`` column), so few instances cannot give a small ``p`` however clear the
+    ordering.
+    """
+    import pandas as pd
+    from scipy.stats import mannwhitneyu
+
+    rows = []
+    keys = list(by)
+    for group, sub in table.groupby(keys, sort=True) if keys else [((), table)]:
+        va = sub.loc[sub[column] == a, value].dropna().to_numpy(float)
+        vb = sub.loc[sub[column] == b, value].dropna().to_numpy(float)
+        row = dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True))
+        row.update({"a": a, "b": b, "n_a": len(va), "n_b": len(vb)})
+        if len(va) and len(vb):
+            diff = va[:, None] - vb[None, :]
+            row["median_a"], row["median_b"] = float(np.median(va)), float(np.median(vb))
+            row["ratio"] = row["median_b"] / row["median_a"]
+            row["p_superior"] = float(((diff < 0) + 0.5 * (diff == 0)).mean())
+            row["p_value"] = float(mannwhitneyu(va, vb, alternative="less").pvalue)
+            row["p_min"] = 1.0 / math.comb(len(va) + len(vb), len(va))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scaling(table, by: Sequence[str], x: str, value: str):
+    """Least-squares slope of ``log10(value)`` against ``log10(x)`` per group of ``by``.
+
+    Every instance is one point. Returns the slope, its standard error, the two-sided
+    ``p``-value of a zero slope, and the number of points and of distinct ``x``. A negative
+    slope means the loss falls with more data; ``-1`` is the rate of averaging out noise.
+    """
+    import pandas as pd
+    from scipy.stats import linregress
+
+    rows = []
+    for group, sub in table.groupby(list(by), sort=True):
+        sub = sub[[x, value]].dropna()
+        sub = sub[(sub[x] > 0) & (sub[value] > 0)]
+        row = dict(zip(by, group if isinstance(group, tuple) else (group,), strict=True))
+        row.update({"points": len(sub), "sizes": sub[x].nunique()})
+        if sub[x].nunique() >= 2 and len(sub) >= 3:
+            fit = linregress(np.log10(sub[x].to_numpy(float)), np.log10(sub[value].to_numpy(float)))
+            row.update({"slope": fit.slope, "stderr": fit.stderr, "p_value": fit.pvalue})
+        else:
+            row.update({"slope": math.nan, "stderr": math.nan, "p_value": math.nan})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def prediction_curves(models: Mapping, X, y, groups, *, output_names: Sequence[str] | None = None):
+    """Predicted against true targets per group (e.g. per ``mu``), for each model.
+
+    ``models`` maps a label (e.g. ``("EQ", seed)``) to a network. Returns a long pandas
+    DataFrame, one row per (model, group, output): ``pred`` and ``true`` means with their
+    standard errors over the group's samples, ``mse`` of the group, and ``count``. A model
+    that cannot run on the lattice of ``X`` raises ``ValueError``.
+    """
+    import pandas as pd
+
+    X, y = as_tensors((X, y))
+    groups = np.asarray(groups)
+    if len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} labels for {len(y)} samples")
+    names = list(output_names or range(y.shape[1]))
+    if len(names) != y.shape[1]:
+        raise ValueError(f"{len(names)} output names for {y.shape[1]} outputs")
+    yt = y.numpy().astype(np.float64)
+    levels = np.unique(groups)
+    rows = []
+    for label, model in models.items():
+        pred = predict(model, X).numpy().astype(np.float64)
+        if pred.shape != yt.shape:
+            raise ValueError(f"model {label!r} gives shape {pred.shape}, targets {yt.shape}")
+        for g in levels:
+            sel = groups == g
+            k = int(sel.sum())
+            for j, name in enumerate(names):
+                p, t = pred[sel, j], yt[sel, j]
+                rows.append(
+                    {
+                        "model": label,
+                        "group": g,
+                        "output": name,
+                        "pred": p.mean(),
+                        "pred_sem": p.std(ddof=1) / np.sqrt(k) if k > 1 else math.nan,
+                        "true": t.mean(),
+                        "true_sem": t.std(ddof=1) / np.sqrt(k) if k > 1 else math.nan,
+                        "mse": float(((p - t) ** 2).mean()),
+                        "count": k,
+                    }
+                )
+    return pd.DataFrame(rows)
