@@ -81,7 +81,7 @@ for task in (1, 2, 3):
             (task, split, len(jobs), sum(j.n_total for j in jobs), size / 2**20,
              ", ".join(dict.fromkeys(j.lattice for j in jobs)))
         )  # fmt: skip
-print(f"{'task':>4} {'split':<6} {'files':>5} {'configs':>8} {'MiB':>6}  lattices (N_x x N_t)")
+print(f"{'task':>4} {'split':<6} {'files':>5} {'configs':>8} {'MiB':>6}  lattices (N_t x N_x)")
 for task, split, nfiles, nconf, mib, lats in rows:
     print(f"{task:>4} {split:<6} {nfiles:>5} {nconf:>8} {mib:6.1f}  {lats}")
 
@@ -151,7 +151,7 @@ for ax, name in zip(axes, (r"$\langle n\rangle$", r"$\langle|\phi|^2\rangle$"), 
     ax.axvspan(lo, hi, color="0.85", zorder=0, label="training range (60x4)")
     ax.set_xlabel(r"chemical potential $\mu$")
     ax.set_ylabel(name)
-axes[0].legend(title=r"$N_x\times N_t$")
+axes[0].legend(title=r"$N_t\times N_x$")
 fig.suptitle(r"task 1 ensembles: $\eta = 4.01$, $\lambda = 1$ (mean $\pm$ standard error)")
 fig.tight_layout()
 plt.show()

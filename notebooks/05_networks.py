@@ -163,7 +163,8 @@ for e in nets.PUBLISHED:
 
 # %% [markdown]
 # The task-1 rows need no change. The FL row's `Linear(360, 24)` fixes its lattice: 24
-# channels times $1\times15$ sites after two poolings of the $4\times60$ lattice.
+# channels times $15\times1$ sites after two poolings of the $N_t\times N_x = 60\times4$
+# lattice.
 
 # %% [markdown]
 # ## Lattice sizes
@@ -174,7 +175,7 @@ for e in nets.PUBLISHED:
 # %%
 fl = nets.published(1, "FL").build()
 st = nets.published(1, "ST").build()
-for lattice in [(4, 60), (5, 100), (10, 200)]:
+for lattice in [(60, 4), (100, 5), (200, 10)]:
     x = torch.zeros(2, 4, *lattice)
     for name, m in [("ST", st), ("FL", fl)]:
         try:
@@ -182,13 +183,13 @@ for lattice in [(4, 60), (5, 100), (10, 200)]:
         except ValueError as exc:
             print(f"{name} on {lattice}: ValueError: {exc}")
 try:
-    st(torch.zeros(1, 4, 1, 60))
+    st(torch.zeros(1, 4, 60, 1))
 except ValueError as exc:
-    print("ST on (1, 60): ValueError:", exc)
+    print("ST on (60, 1): ValueError:", exc)
 
 # %% [markdown]
-# On $N_t = 5$ the stride-2 pooling of the ST network drops the last time slice (it uses the
-# usual floor rounding): part of each configuration is invisible to it, and shifts of the
+# On $N_x = 5$ the stride-2 pooling of the ST network drops the last spatial column (it uses
+# the usual floor rounding): part of each configuration is invisible to it, and shifts of the
 # input change which part. This is the origin of the kink of the ST curve at $100\times5$ in
 # the source's generalization plot {cite}`Favoni:2021talk`.
 #
@@ -198,7 +199,7 @@ except ValueError as exc:
 # translation $a = (a_t, a_x)$ of the torus and returns
 # $\max |f(T_a\phi) - f(\phi)| / \max|f(\phi)|$ per shift (in double precision). We apply it
 # to the freshly initialised task-2 winners on $8\times8$ and the task-1 winners on
-# $4\times60$, with random integer fields as input.
+# $N_t\times N_x = 60\times4$, with random integer fields as input.
 
 
 # %%
@@ -215,7 +216,7 @@ def random_fields(n, lattice):
 
 
 x8 = random_fields(P["n_configs"], (8, 8))
-x60 = random_fields(P["n_configs"], (4, 60))
+x60 = random_fields(P["n_configs"], (60, 4))
 grids = {}
 for fam in ("EQ", "ST", "FL"):
     grids[(2, fam)] = error_grid(nets.published(2, fam).build(seed=P["seed"]), x8)
@@ -261,10 +262,14 @@ plt.show()
 fig, axes = plt.subplots(3, 1, figsize=(11, 4.6), sharex=True, constrained_layout=True)
 for ax, fam in zip(axes, ("EQ", "ST", "FL"), strict=True):
     im = ax.imshow(
-        np.maximum(grids[(1, fam)], floor), norm=norm, cmap="viridis", origin="lower", aspect="auto"
+        np.maximum(grids[(1, fam)], floor).T,
+        norm=norm,
+        cmap="viridis",
+        origin="lower",
+        aspect="auto",
     )
-    ax.set_ylabel(f"{fam}\n$a_t$")
-axes[-1].set_xlabel("shift $a_x$ (sites), task-1 winners on $N_t \\times N_x = 4\\times60$")
+    ax.set_ylabel(f"{fam}\n$a_x$")
+axes[-1].set_xlabel("shift $a_t$ (sites), task-1 winners on $N_t \\times N_x = 60\\times4$")
 fig.colorbar(im, ax=axes, label="relative output change")
 plt.show()
 

@@ -286,9 +286,9 @@ def test_encoding_scale():
 
 
 def test_lattice_names():
-    assert ds.parse_lattice("60x4") == (4, 60)
+    assert ds.parse_lattice("60x4") == (60, 4)  # N_t x N_x
     assert ds.parse_lattice("64×64") == (64, 64)
-    assert ds.lattice_name(4, 60) == "60x4"
+    assert ds.lattice_name(60, 4) == "60x4"
     for bad in ("60", "ax4", "1x4"):
         with pytest.raises(ValueError, match="60x4|at least 2"):
             ds.parse_lattice(bad)

@@ -126,18 +126,18 @@ def test_seed_controls_initialisation_without_global_state():
 
 def test_fl_model_rejects_other_lattice():
     model = published(1, "FL").build()
-    assert model(torch.zeros(2, 4, 4, 60)).shape == (2, 2)
+    assert model(torch.zeros(2, 4, 60, 4)).shape == (2, 2)
     msg = (
-        r"built for the lattice \(N_t, N_x\) = \(4, 60\) .* cannot run on \(N_t, N_x\) = \(5, 100\)"
+        r"built for the lattice \(N_t, N_x\) = \(60, 4\) .* cannot run on \(N_t, N_x\) = \(100, 5\)"
     )
     with pytest.raises(ValueError, match=msg):
-        model(torch.zeros(2, 4, 5, 100))
+        model(torch.zeros(2, 4, 100, 5))
 
 
 def test_eq_and_st_models_run_on_other_lattices():
     for family in ("EQ", "ST"):
         model = published(1, family).build()
-        for lattice in [(4, 60), (5, 100), (10, 200), (8, 8), (2, 2)]:
+        for lattice in [(60, 4), (100, 5), (200, 10), (8, 8), (2, 2)]:
             assert model(torch.zeros(3, 4, *lattice)).shape == (3, 2)
 
 

@@ -218,7 +218,7 @@ def spec_params(spec: str | list[Layer]) -> int:
 
 
 def _fmt_lattice(shape) -> str:
-    """``(N_t, N_x) = (4, 60)``: unambiguous, whatever order a text writes sizes in."""
+    """``(N_t, N_x) = (60, 4)``: unambiguous, whatever order a text writes sizes in."""
     return f"(N_t, N_x) = ({int(shape[0])}, {int(shape[1])})"
 
 
@@ -503,9 +503,9 @@ _T3_FLAT = (
     "features, and only Linear({f}, ...) meets the stated count"
 )
 
-# Lattice sizes are (N_t, N_x). The source writes the task-1 lattice "60 × 4"; like
-# qftml.datasets we read it as N_x × N_t, i.e. 60 sites in space and 4 in time.
-_T1 = dict(task=1, lattice=(4, 60), n_out=2, loss="mse")
+# Lattice sizes are (N_t, N_x). The source writes the task-1 lattice "60 × 4" as N_t × N_x:
+# 60 sites in time (low temperature) and 4 in space, as qftml.datasets reads it.
+_T1 = dict(task=1, lattice=(60, 4), n_out=2, loss="mse")
 _T2 = dict(task=2, lattice=(8, 8), n_out=1, loss="bce")
 _T3 = dict(task=3, lattice=(8, 8), n_out=1, loss="count")
 
@@ -606,7 +606,7 @@ def _task3(family, rank, transcribed, stated, flat_fix) -> Published:
 
 
 #: The 15 winning architectures of the backup tables of {cite}`Favoni:2021talk`: task 1
-#: (regression of n and |phi|^2 on N_x × N_t = 60 × 4), task 2 (detecting a flux
+#: (regression of n and |phi|^2 on N_t × N_x = 60 × 4), task 2 (detecting a flux
 #: violation on 8 × 8), task 3 (counting flux violations on 8 × 8, three per family).
 PUBLISHED: tuple[Published, ...] = (
     Published(

@@ -14,7 +14,7 @@ Quick use::
     from qftml import datasets
     datasets.build("all", profile="ci")              # or: python -m qftml data all
     train = datasets.load_task1("ci", "train")       # TaskData
-    X, y = train.xy                                  # (N, 4, 4, 60) float32, (N, 2)
+    X, y = train.xy                                  # (N, 4, 60, 4) float32, (N, 2)
     test = datasets.load_task3("ci", "test", "32x32").where(n_worms=7)
 
 Files live under ``$QFTML_DATA/datasets/<profile>/task<t>/<split>/<lattice>/`` (default

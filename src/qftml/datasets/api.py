@@ -158,7 +158,7 @@ class TaskData:
 
     Attributes
     ----------
-    task, split, lattice : what was loaded (``lattice`` as ``"NXxNT"``).
+    task, split, lattice : what was loaded (``lattice`` as ``"NTxNX"``).
     k, l : integer arrays ``(N, 2, N_t, N_x)`` (direction 0 = space, 1 = time).
     targets : float64 ``(N, n_out)``; columns :attr:`target_names`: task 1 ``(n, phi2)``,
         task 2 ``(label,)`` (1 = flux violated), task 3 ``(n_violations,)``.
@@ -263,7 +263,7 @@ def _concat(task: int, split: str, lattice: str, results) -> TaskData:
 
 
 def lattices(task: int | str, profile: str = "ci", split: str = "train") -> list[str]:
-    """Lattices (``"NXxNT"``) of a task's split, in profile order."""
+    """Lattices (``"NTxNX"``) of a task's split, in profile order."""
     out: list[str] = []
     for job in jobs_for(task, profile, split):
         if job.lattice not in out:

@@ -15,8 +15,9 @@ and a digest of the generating source code (the :mod:`qftml.lattice` package and
 package's generating modules). A changed parameter, seed, sampler setting or sampler code
 gives a new key, and the cache regenerates the file.
 
-**Lattice names.** ``"60x4"`` means ``N_x x N_t = 60 x 4`` (space x time) as in
-{cite}`Bulusu:2021njs`; arrays are stored as ``(..., N_t, N_x)``.
+**Lattice names.** ``"60x4"`` means ``N_t x N_x = 60 x 4`` (time x space): a long time
+extent (low temperature, where the Silver Blaze onset is sharp) and a small spatial box, as
+in {cite}`Bulusu:2021njs`; arrays are stored as ``(..., N_t, N_x)``.
 """
 
 from __future__ import annotations
@@ -44,19 +45,19 @@ _GENERATING_SOURCES = ("violations.py", "generate.py", "jobs.py")
 
 
 def parse_lattice(name: str) -> tuple[int, int]:
-    """``"60x4"`` (``N_x x N_t``) -> ``(nt, nx) = (4, 60)``."""
+    """``"60x4"`` (``N_t x N_x``) -> ``(nt, nx) = (60, 4)``."""
     try:
-        nx, nt = (int(v) for v in str(name).lower().replace("×", "x").split("x"))
+        nt, nx = (int(v) for v in str(name).lower().replace("×", "x").split("x"))
     except ValueError:
-        raise ValueError(f"lattice must be written 'NXxNT', e.g. '60x4'; got {name!r}") from None
+        raise ValueError(f"lattice must be written 'NTxNX', e.g. '60x4'; got {name!r}") from None
     if nx < 2 or nt < 2:
         raise ValueError(f"lattice {name!r}: both extents must be at least 2")
     return nt, nx
 
 
 def lattice_name(nt: int, nx: int) -> str:
-    """``(nt, nx)`` -> ``"NXxNT"``."""
-    return f"{nx}x{nt}"
+    """``(nt, nx)`` -> ``"NTxNX"``."""
+    return f"{nt}x{nx}"
 
 
 @functools.lru_cache(maxsize=1)
