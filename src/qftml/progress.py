@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 
-from tqdm.auto import tqdm
-
 
 def quiet() -> bool:
     """True when progress output should be suppressed."""
@@ -16,7 +14,16 @@ def quiet() -> bool:
 
 
 def progress(iterable=None, **kwargs):
-    """``tqdm`` that is disabled when :func:`quiet` is true."""
-    kwargs.setdefault("disable", quiet())
+    """``tqdm`` that is disabled when :func:`quiet` is true.
+
+    A silenced bar is the plain-text ``tqdm`` (the notebook widget flavour would warn about
+    missing ipywidgets inside executed book pages even when disabled).
+    """
+    if quiet():
+        from tqdm.std import tqdm
+
+        kwargs["disable"] = True
+    else:
+        from tqdm.auto import tqdm
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
