@@ -332,7 +332,11 @@ for ax, n, col in zip(axes, (4, 6), (0, 2), strict=True):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("width $N$")
-    ax.set_title(f"$n = {n}$: filled = resolved (> {P['resolved_sigma']:g} errors)")
+    ax.set_title(
+        f"$n = {n}$: filled = resolved (> {P['resolved_sigma']:g} errors),"
+        f" dotted = {P['resolved_sigma']:g}-error noise floor",
+        fontsize=10,
+    )
 axes[0].set_ylabel(r"$|m_n|$, relative deviation from Wick")
 axes[0].legend()
 fig.tight_layout()

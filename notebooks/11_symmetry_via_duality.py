@@ -108,7 +108,8 @@ print(f"Kolmogorov-Smirnov test of uniformity: p = {ks.pvalue:.2f}")
 # %%
 def show(ax, res, label, color):
     z = res.diff.value / np.where(res.diff.error > 0, res.diff.error, 1.0)
-    ax.plot(np.arange(len(z)), z, ".", ms=3, color=color, label=f"{label}: p = {res.p_value:.2g}")
+    p = f"p = {res.p_value:.2g}" if res.p_value > 0 else "p < 1e-300"
+    ax.plot(np.arange(len(z)), z, ".", ms=3, color=color, label=f"{label}: {p}")
 
 
 def panel(ax, title, results):

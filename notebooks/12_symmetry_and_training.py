@@ -90,14 +90,14 @@ for ax, (loss, run) in zip(axes[1:], runs.items(), strict=True):
     ax.plot(pts[:, 0], pts[:, 1], ".", ms=2, alpha=0.4, label="initialization")
     pts = run.after[:2000, 0]
     ax.plot(pts[:, 0], pts[:, 1], ".", ms=2, alpha=0.4, label="after training")
-    ax.plot(*y_vec, "k*", ms=12, label="target $y$")
+    ax.plot(*y_vec, "kx", ms=5, mew=1.5, label="target $y$")
     ax.set_aspect("equal")
     ax.set_xlim(-4, 4)
     ax.set_ylim(-4, 4)
     ax.set_xlabel(f"$f_1(x={x_eval[0, 0]:g})$")
     ax.set_ylabel(f"$f_2(x={x_eval[0, 0]:g})$")
     ax.set_title(f"{loss} loss")
-    ax.legend(loc="lower left", markerscale=4, fontsize=8)
+    ax.legend(loc="lower left", markerscale=2, fontsize=8)
     for stage in ("before", "after"):
         f = getattr(run, stage)
         tests[loss, stage] = invariance_test(f, rotate_outputs(f, rot))
