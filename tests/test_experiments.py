@@ -244,3 +244,16 @@ def test_prediction_curves_group_means():
     assert df.loc[df["output"] == "a", "mse"].max() == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="output names"):
         ex.prediction_curves({"m": _ChannelMeans()}, X, y, groups, output_names=("a",))
+
+
+def test_search_studies_resume_by_content(data_dir):
+    from qftml.search import finished_trials
+
+    train, val = synthetic(32, 1), synthetic(8, 2)
+    kw = dict(task=TASK, budget=Budget(max_epochs=1, batch_size=16), n_trials=2, pruner="none")
+    first = ex.search_studies(["EQ"], train, val, seed=0, **kw)["EQ"]
+    assert first.study_name.startswith("search-EQ-") and len(finished_trials(first)) == 2
+    again = ex.search_studies(["EQ"], train, val, seed=0, **kw)["EQ"]
+    assert again.study_name == first.study_name and len(again.trials) == len(first.trials)
+    other = ex.search_studies(["EQ"], train, val, seed=1, **{**kw, "n_trials": 1})["EQ"]
+    assert other.study_name != first.study_name

@@ -47,7 +47,7 @@ from . import __version__
 from .nets import SpecNet, from_spec
 from .paths import data_dir
 from .progress import progress
-from .search import Budget, Task
+from .search import Budget, Task, run
 from .training import as_tensors, evaluate, load_model, predict, save_model, train
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "prediction_curves",
     "run_grid",
     "scaling",
+    "search_studies",
     "summarize",
     "train_instance",
     "evaluate_instance",
@@ -401,6 +402,46 @@ def run_grid(
         rows.append(row)
         instances.append(inst)
     return pd.DataFrame(rows), instances
+
+
+def search_studies(
+    families: Sequence[str],
+    train_data,
+    val_data,
+    *,
+    task: Task = DEFAULT_TASK,
+    budget: Budget = DEFAULT_BUDGET,
+    n_trials: int = 100,
+    seed: int = 0,
+    jobs: int = 1,
+    pruner: str = "median",
+    prefix: str = "search",
+) -> dict:
+    """Run (or resume) one :func:`qftml.search.run` study per family; ``{family: study}``.
+
+    The study name is ``<prefix>-<family>-<key>`` with ``key`` a hash of the data's content,
+    the task, the budget, the seed, the pruner and :func:`code_digest`: a changed input
+    starts a new study, while the same call again (from any chapter) loads the finished
+    study, and a larger ``n_trials`` continues it.
+    """
+    X, y = as_tensors(train_data)
+    Xv, yv = as_tensors(val_data)
+    payload = {
+        "data": fingerprint(X, y, Xv, yv),
+        "task": {k: getattr(task, k) for k in sorted(task.__dataclass_fields__)},
+        "budget": {k: getattr(budget, k) for k in sorted(budget.__dataclass_fields__)},
+        "seed": int(seed),
+        "pruner": pruner,
+        "code": code_digest(),
+    }
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
+    studies = {}
+    for family in families:
+        studies[family] = run(
+            family, (X, y), (Xv, yv), task=task, n_trials=n_trials, budget=budget,
+            study_name=f"{prefix}-{family}-{key[:12]}", jobs=jobs, seed=seed, pruner=pruner,
+        )  # fmt: skip
+    return studies
 
 
 # --------------------------------------------------------------------------------------------
