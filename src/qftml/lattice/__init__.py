@@ -1,6 +1,32 @@
-"""Dual formulation of the complex phi^4 field at chemical potential, and its worm sampler."""
+"""Dual formulation of the complex phi^4 field at chemical potential, and its worm sampler.
+
+Public API:
+
+- :func:`log_weights` -- ``log W(f)``, the site weights of the dual formulation;
+- :func:`sample` -- the worm sampler, returning an :class:`Ensemble` of ``k``, ``l``
+  configurations with the observables ``n`` and ``phi2``;
+- :func:`autocorrelation_time`, :func:`mean_error`, :func:`autocorrelation`,
+  :func:`summarize`, :func:`binning_error` -- Monte Carlo statistics;
+- :func:`divergence`, :func:`n_violations`, :func:`is_conserved` -- flux conservation.
+"""
 
 from .flux import divergence, is_conserved, n_violations
 from .free import log_average_phase
+from .stats import autocorrelation, autocorrelation_time, binning_error, mean_error, summarize
+from .weights import log_weights
+from .worm import Ensemble, sample
 
-__all__ = ["divergence", "is_conserved", "n_violations", "log_average_phase"]
+__all__ = [
+    "divergence",
+    "is_conserved",
+    "n_violations",
+    "log_average_phase",
+    "log_weights",
+    "sample",
+    "Ensemble",
+    "autocorrelation",
+    "autocorrelation_time",
+    "binning_error",
+    "mean_error",
+    "summarize",
+]
