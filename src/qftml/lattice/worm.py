@@ -33,11 +33,12 @@ and :math:`W` from :mod:`qftml.lattice.weights`. Directions: ``nu = 0`` space (a
 
 **One sweep** = one l-sweep over all ``2 V`` links followed by ``worms_per_sweep`` complete
 worms, ``V = N_t N_x``. Unless given, ``worms_per_sweep`` is fixed after thermalization to
-the mean number of worms that made up ``2 V`` head steps there (thermalization sweeps run
-worms until ``2 V`` head steps are done), so a sweep costs about ``4 V`` Metropolis
-proposals at any coupling. The number of worms per production sweep must not depend on the
-worms' lengths: stopping at the first worm that crosses a step budget measures right after
-a length-biased worm and over-weights configurations with loops (we saw a 30 % excess).
+``round(2 V / L)``, ``L`` the mean worm length (head steps) in the second half of the
+thermalization (whose sweeps run worms until ``2 V`` head steps are done), so a sweep costs
+about ``4 V`` Metropolis proposals at any coupling. The number of worms per production
+sweep must not depend on the worms' lengths: stopping at the first worm that crosses a
+step budget measures right after a length-biased worm and over-weights configurations with
+loops (we saw a 30 % excess).
 
 All random numbers come from numba's Mersenne Twister, seeded inside the compiled code;
 the kernel draws only uniform doubles (``np.random.random``), in exactly the order of the
@@ -86,36 +87,36 @@ def _site_f(k, l, f):
 
 @njit(cache=True)
 def _l_sweep(k, l, f, up2, dn2, f_limit, stats):
-    """Metropolis update of every ``l`` (see the module docstring). Returns 1 on table overflow."""
+    """Metropolis update of every ``l`` (module docstring). Returns 1 on table overflow.
+
+    One uniform ``u`` per proposal: ``u < 1/2`` proposes ``l + 1`` and ``2u`` is its
+    acceptance uniform, otherwise ``l - 1`` with ``2u - 1``.
+    """
     nt, nx = f.shape
     for nu in (1, 0):
         for t in range(nt):
             for x in range(nx):
+                t2, x2 = t, x
                 if nu == 0:
-                    t2, x2 = t, (x + 1) % nx
+                    x2 = x + 1 if x + 1 < nx else 0
                 else:
-                    t2, x2 = (t + 1) % nt, x
-                u_dir = np.random.random()
-                u_acc = np.random.random()
+                    t2 = t + 1 if t + 1 < nt else 0
+                u = 2.0 * np.random.random()
                 stats[2] += 1
                 kk = abs(k[nu, t, x])
                 ll = l[nu, t, x]
                 fa = f[t, x]
                 fb = f[t2, x2]
-                if u_dir < 0.5:
+                if u < 1.0:
                     if fa + 2 > f_limit or fb + 2 > f_limit:
                         return 1
-                    ratio = up2[fa] * up2[fb] / ((kk + ll + 1) * (ll + 1))
-                    if u_acc < ratio:
+                    if u * ((kk + ll + 1) * (ll + 1)) < up2[fa] * up2[fb]:
                         l[nu, t, x] = ll + 1
                         f[t, x] = fa + 2
                         f[t2, x2] = fb + 2
                         stats[3] += 1
-                else:
-                    if ll == 0:
-                        continue
-                    ratio = dn2[fa] * dn2[fb] * ((kk + ll) * ll)
-                    if u_acc < ratio:
+                elif ll > 0:
+                    if (u - 1.0) < dn2[fa] * dn2[fb] * ((kk + ll) * ll):
                         l[nu, t, x] = ll - 1
                         f[t, x] = fa - 2
                         f[t2, x2] = fb - 2
@@ -125,27 +126,37 @@ def _l_sweep(k, l, f, up2, dn2, f_limit, stats):
 
 @njit(cache=True)
 def _worm(k, l, f, up1, dn1, e_mu, f_limit, stats):
-    """One complete worm (see the module docstring). Returns -1 on table overflow, else steps."""
+    """One complete worm (module docstring). Returns -1 on table overflow, else its steps.
+
+    One uniform per head step: ``4u = d + a`` gives the direction ``d`` (0: +x, 1: -x,
+    2: +t, 3: -t) and the acceptance uniform ``a``.
+    """
     nt, nx = f.shape
+    e_mmu = 1.0 / e_mu
     x0 = int(np.random.random() * (nt * nx))
-    t0, xs0 = x0 // nx, x0 % nx
+    t0 = x0 // nx
+    xs0 = x0 - t0 * nx
     ht, hx = t0, xs0
     steps = 0
+    accepted = 0
     while True:
-        u_dir = np.random.random()
-        u_acc = np.random.random()
+        u = 4.0 * np.random.random()
+        d = int(u)
+        a = u - d
         steps += 1
-        d = int(u_dir * 4.0)
+        ot, ox = ht, hx
         if d == 0:  # +x: k[0, h] += 1
-            nu, lt, lx, dk, ot, ox, chem = 0, ht, hx, 1, ht, (hx + 1) % nx, 1.0
+            nu, lt, lx, dk, chem = 0, ht, hx, 1, 1.0
+            ox = hx + 1 if hx + 1 < nx else 0
         elif d == 1:  # -x: k[0, h - x] -= 1
-            ox = (hx - 1) % nx
-            nu, lt, lx, dk, ot, chem = 0, ht, ox, -1, ht, 1.0
+            ox = hx - 1 if hx > 0 else nx - 1
+            nu, lt, lx, dk, chem = 0, ht, ox, -1, 1.0
         elif d == 2:  # +t: k[1, h] += 1
-            nu, lt, lx, dk, ot, ox, chem = 1, ht, hx, 1, (ht + 1) % nt, hx, e_mu
+            nu, lt, lx, dk, chem = 1, ht, hx, 1, e_mu
+            ot = ht + 1 if ht + 1 < nt else 0
         else:  # -t: k[1, h - t] -= 1
-            ot = (ht - 1) % nt
-            nu, lt, lx, dk, ox, chem = 1, ot, hx, -1, hx, 1.0 / e_mu
+            ot = ht - 1 if ht > 0 else nt - 1
+            nu, lt, lx, dk, chem = 1, ot, hx, -1, e_mmu
         kold = k[nu, lt, lx]
         n_tot = abs(kold) + l[nu, lt, lx]  # |k| + l on the link
         fh = f[ht, hx]
@@ -153,21 +164,25 @@ def _worm(k, l, f, up1, dn1, e_mu, f_limit, stats):
         if kold * dk >= 0:  # |k| grows by one: 1/(|k| + l + 1), W(f+1)/W(f) at both ends
             if fh + 1 > f_limit or fo + 1 > f_limit:
                 stats[0] += steps
+                stats[1] += accepted
                 return -1
-            ratio = chem * up1[fh] * up1[fo] / (n_tot + 1)
+            accept = a * (n_tot + 1) < chem * up1[fh] * up1[fo]
             df = 1
         else:  # |k| shrinks by one: (|k| + l), W(f-1)/W(f) at both ends
-            ratio = chem * dn1[fh] * dn1[fo] * n_tot
+            accept = a < chem * dn1[fh] * dn1[fo] * n_tot
             df = -1
-        if u_acc < ratio:
+        if accept:
             k[nu, lt, lx] = kold + dk
             f[ht, hx] = fh + df
             f[ot, ox] = fo + df
             ht, hx = ot, ox
-            stats[1] += 1
-        if ht == t0 and hx == xs0:
+            accepted += 1
+            if ht == t0 and hx == xs0:
+                break
+        elif steps == 1:
             break
     stats[0] += steps
+    stats[1] += accepted
     return steps
 
 
@@ -195,10 +210,10 @@ def _chain(
     """Seed, thermalize ``n_therm`` sweeps, then store a configuration every ``n_skip`` sweeps.
 
     Thermalization sweeps run worms until ``2 V`` head steps are done; if
-    ``worms_per_sweep <= 0`` it is then fixed to the mean number of worms per such sweep
-    (``V`` if ``n_therm = 0``). Production sweeps run exactly ``worms_per_sweep`` worms: a
-    number of worms that depended on their lengths would make the measurement time depend on
-    the state (the last worm of a sweep would be length-biased) and bias the ensemble.
+    ``worms_per_sweep <= 0`` it is then fixed to ``round(2 V / L)``, ``L`` the mean worm length
+    in the second half of the thermalization (``V`` if ``n_therm = 0``). Production sweeps run
+    exactly ``worms_per_sweep`` worms: a number that depended on the worms' lengths would
+    make the measurement time depend on the state and bias the ensemble.
 
     ``stats`` accumulates ``[head steps, accepted head steps, l proposals, l accepted,
     worms, worms_per_sweep]``. Returns 0, or 1 if some ``f`` would leave the weight table.
@@ -207,7 +222,9 @@ def _chain(
     nt, nx = f.shape
     vol = nt * nx
     n_configs = out_k.shape[0]
-    for _ in range(n_therm):
+    steps_late = 0  # head steps and worms in the second half of the thermalization
+    worms_late = 0
+    for i in range(n_therm):
         if _l_sweep(k, l, f, up2, dn2, f_limit, stats) != 0:
             return 1
         done = 0
@@ -217,8 +234,14 @@ def _chain(
                 return 1
             done += s
             stats[4] += 1
+            if 2 * i >= n_therm:
+                steps_late += s
+                worms_late += 1
     if worms_per_sweep <= 0:
-        worms_per_sweep = max(1, int(round(stats[4] / n_therm))) if n_therm > 0 else vol
+        if worms_late > 0:
+            worms_per_sweep = max(1, int(round(2 * vol * worms_late / steps_late)))
+        else:
+            worms_per_sweep = vol
     stats[5] = worms_per_sweep
     for i_out in range(n_configs):
         for _s in range(n_skip):
