@@ -416,13 +416,15 @@ def search_studies(
     jobs: int = 1,
     pruner: str = "median",
     prefix: str = "search",
+    enqueue: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
     """Run (or resume) one :func:`qftml.search.run` study per family; ``{family: study}``.
 
     The study name is ``<prefix>-<family>-<key>`` with ``key`` a hash of the data's content,
     the task, the budget, the seed, the pruner and :func:`code_digest`: a changed input
     starts a new study, while the same call again (from any chapter) loads the finished
-    study, and a larger ``n_trials`` continues it.
+    study, and a larger ``n_trials`` continues it. ``enqueue`` maps a family to specs (e.g.
+    the published winners) run as its first trials; they enter the key.
     """
     X, y = as_tensors(train_data)
     Xv, yv = as_tensors(val_data)
@@ -434,12 +436,15 @@ def search_studies(
         "pruner": pruner,
         "code": code_digest(),
     }
+    if enqueue:
+        payload["enqueue"] = {f: list(v) for f, v in sorted(enqueue.items())}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
     studies = {}
     for family in families:
         studies[family] = run(
             family, (X, y), (Xv, yv), task=task, n_trials=n_trials, budget=budget,
             study_name=f"{prefix}-{family}-{key[:12]}", jobs=jobs, seed=seed, pruner=pruner,
+            enqueue=list((enqueue or {}).get(family, ())),
         )  # fmt: skip
     return studies
 
