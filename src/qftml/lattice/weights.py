@@ -22,7 +22,9 @@ cancellation) and an error in :math:`R(\nu+1)` is damped by the factor
 at the top and the two anchors :math:`I(0)`, :math:`I(1/2)` (the two parities of ``f``) come
 from adaptive quadrature of the integrand scaled by its maximum, so nothing overflows;
 :math:`\log W` is then a compensated cumulative sum of :math:`\log R`. The Markov chain only
-uses ratios :math:`W(f\pm1)/W(f)` and :math:`W(f\pm 2)/W(f)`, which this gives to a few ulp.
+uses ratios :math:`W(f\pm1)/W(f)` and :math:`W(f\pm 2)/W(f)`, taken as exponentials of
+differences of :math:`\log W`, hence accurate to about
+:math:`\epsilon\,|\log W| \lesssim 10^{-13}` for ``f`` up to hundreds.
 """
 
 from __future__ import annotations
