@@ -7,11 +7,17 @@ Public API:
   configurations with the observables ``n`` and ``phi2``;
 - :func:`autocorrelation_time`, :func:`mean_error`, :func:`autocorrelation`,
   :func:`summarize`, :func:`binning_error` -- Monte Carlo statistics;
+- :func:`scan` -- many parameter points over worker processes (summaries only);
+- :func:`free_observables` (exact free field), :func:`hmc` (field variables at mu = 0) --
+  independent references for validation;
 - :func:`divergence`, :func:`n_violations`, :func:`is_conserved` -- flux conservation.
 """
 
+from .exact import free_observables
 from .flux import divergence, is_conserved, n_violations
 from .free import log_average_phase
+from .hmc import hmc
+from .scan import scan
 from .stats import autocorrelation, autocorrelation_time, binning_error, mean_error, summarize
 from .weights import log_weights
 from .worm import Ensemble, sample
@@ -29,4 +35,7 @@ __all__ = [
     "binning_error",
     "mean_error",
     "summarize",
+    "scan",
+    "free_observables",
+    "hmc",
 ]
