@@ -195,14 +195,14 @@ def tiny_profile(tmp_path, monkeypatch, built):
 
 def test_load_returns_network_ready_data(tiny_profile):
     d = ds.load_task1("tiny", "train")
-    assert tuple(d.x.shape) == (12, 4, 4, 8) and tuple(d.y.shape) == (12, 2)
+    assert tuple(d.x.shape) == (12, 4, 8, 4) and tuple(d.y.shape) == (12, 2)
     assert d.x.dtype == d.y.dtype and str(d.x.dtype) == "torch.float32"
     assert np.allclose(d.y.numpy()[:, 0], d.meta["n"]) and d.target_names == ("n", "phi2")
     assert sorted({m for m, _ in [(k[0], s) for k, s in d.groups("mu")]}) == [0.8, 1.4]
     with pytest.raises(ValueError, match="lattice="):
         ds.load_task1("tiny", "test")
     t = ds.load_task1("tiny", "test", "10x5")
-    assert tuple(t.x.shape) == (4, 4, 5, 10)
+    assert tuple(t.x.shape) == (4, 4, 10, 5)
     d3 = ds.load_task3("tiny", "train", n_worms=5)
     assert len(d3) == 4 and np.all(d3.meta["n_worms"] == 5)
     assert np.array_equal(d3.targets[:, 0], d3.meta["n_violations"])
