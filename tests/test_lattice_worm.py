@@ -121,3 +121,15 @@ def test_bad_input_is_rejected_with_the_value(kwargs, needle):
             kw[name] = args.pop(name)
     with pytest.raises(ValueError, match=needle):
         sample(**args, **kw)
+
+
+def test_scan_is_independent_of_the_number_of_processes():
+    from qftml.lattice import scan
+
+    pts = [(4, 4, 4.5, 1.0, 0.3), (6, 2, 4.01, 1.0, 1.0)]
+    one = scan(pts, 200, seed=5, n_therm=20, jobs=1)
+    two = scan(pts, 200, seed=5, n_therm=20, jobs=2)
+    for key, v in one.items():
+        np.testing.assert_array_equal(v, two[key], err_msg=key)
+    with pytest.raises(ValueError, match="eta=-1"):
+        scan([(4, 4, -1, 1.0, 0.0)], 10, seed=1, n_therm=1, jobs=1)
