@@ -37,7 +37,6 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from qftml import datasets, experiments, nets, search
 from qftml.plotting import FAMILY_COLORS
