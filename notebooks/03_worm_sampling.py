@@ -101,8 +101,12 @@ for ax, name, label in zip(axes, ("n", "phi2"), ("$n$", r"$\langle|\phi|^2\rangl
     ax.errorbar(mus_f, res_f[name], res_f[f"{name}_err"], fmt="o", ms=4, capsize=2,
                 label="worm sampler")  # fmt: skip
     ax.axvline(mu_max, color="gray", ls=":", label=r"$\eta = 2 + 2\cosh\mu$")
+    # the exact curves diverge at the bound: show the sampled range with room to spare
+    lo = min(np.min(res_f[name] - res_f[f"{name}_err"]), exact_pts[0][name])
+    hi = max(np.max(res_f[name] + res_f[f"{name}_err"]), exact_pts[-1][name])
+    ax.set_ylim(lo - 0.15 * (hi - lo), hi + 0.6 * (hi - lo))
     ax.set(xlabel=r"$\mu$ (lattice units)", ylabel=label)
-    ax.legend()
+    ax.legend(loc="upper left")
 fig.suptitle(rf"free field, $\lambda = 0$, $\eta = {fr['eta']}$, ${nt_f}\times{nx_f}$ lattice")
 fig.tight_layout()
 plt.show()
