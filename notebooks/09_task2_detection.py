@@ -45,7 +45,6 @@ from matplotlib.patches import Rectangle
 
 from qftml import datasets, experiments, nets, search
 from qftml.lattice import divergence, n_violations
-from qftml.paths import data_dir
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import notebook_params, setup
 from qftml.training import evaluate
@@ -170,7 +169,9 @@ print(hand.groupby("lattice", sort=False)[["accuracy", "loss"]].agg(["min", "max
 #
 # As for task 1, optuna {cite}`Akiba:2019optuna` searches each family in the space of
 # {func}`qftml.search.suggest_spec`, starting from the source's winner (enqueued as the
-# first trial), with the binary cross-entropy on the validation set as objective.
+# first trial), with the binary cross-entropy on the validation set as objective. Studies are
+# stored under a key of their inputs (see {func}`qftml.experiments.search_studies`): a
+# second run of this page loads them.
 
 # %%
 S = P["search"]
@@ -179,16 +180,11 @@ search_budget = search.Budget(
     max_epochs=S["max_epochs"], patience=S["patience"], batch_size=P["budget"]["batch_size"],
     lr=P["budget"]["lr"],
 )  # fmt: skip
-studies = {}
-for fam in FAMILIES:
-    name = f"09_task2-{profile}-{fam}"
-    storage = data_dir() / "optuna" / f"{name}.journal"
-    storage.unlink(missing_ok=True)  # a fresh study: the page is reproducible from its seed
-    studies[fam] = search.run(
-        fam, train.xy, val.xy, task=TASK, n_trials=S["n_trials"], budget=search_budget,
-        study_name=name, storage=storage, seed=P["seed"], jobs=S["jobs"],
-        enqueue=[nets.published(2, fam).spec],
-    )  # fmt: skip
+studies = experiments.search_studies(
+    FAMILIES, train.xy, val.xy, task=TASK, budget=search_budget, n_trials=S["n_trials"],
+    seed=P["seed"], jobs=S["jobs"], prefix="task2",
+    enqueue={fam: [nets.published(2, fam).spec] for fam in FAMILIES},
+)  # fmt: skip
 
 
 def kernels(spec):
@@ -242,6 +238,32 @@ print(f"{len(instances)} instances ({table['cached'].sum()} from the cache), "
 table[["label", "seed", "val", "epochs", "best_epoch"]].groupby("label", sort=False).agg(
     {"val": ["mean", "min", "max"], "epochs": "mean"}
 )
+
+# %% [markdown]
+# The validation loss of every instance during training. Detection is learnt abruptly, if at
+# all: the training loss falls while the validation loss first rises (the network memorises
+# the training set), and only some runs find a rule that generalises, with a sudden drop of
+# the validation loss. That is why the budget keeps a long patience; the weights of the best
+# validation epoch are kept.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.8))
+for (_, row), inst in zip(table.iterrows(), instances, strict=True):
+    h = inst.history
+    ls = "-" if row["label"].endswith("published") else "--"
+    ax.semilogy(h["epoch"], h["val_loss"], ls, color=FAMILY_COLORS[row["family"]], lw=1,
+                label=row["label"] if row["seed"] == 0 else None)  # fmt: skip
+ax.axhline(np.log(2), color="k", ls=":", lw=1, label="chance (log 2)")
+ax.set_xlabel("epoch")
+ax.set_ylabel("validation loss (BCE)")
+ax.legend(fontsize=8, ncol=2)
+plt.show()
+val_acc = {
+    i: experiments.evaluate_instance(inst, {"val": val.xy}, task=TASK)["val"]["accuracy"]
+    for i, inst in enumerate(instances)
+}
+table["val accuracy"] = pd.Series(val_acc)
+print(table.groupby("label", sort=False)["val accuracy"].agg(["min", "median", "max"]).round(3))
 
 # %% [markdown]
 # ## Test accuracy per parameter point and lattice
