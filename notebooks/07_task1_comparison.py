@@ -273,7 +273,7 @@ for f in P["augment"]:
 # configurations, relative to the largest output ({func}`qftml.nets.equivariance_error`).
 
 # %%
-x_eq = test.x[:8]
+x_eq = test.x[:4]
 rows = []
 for tab, insts in ((table, instances), (aug_table, aug_instances)):
     for (_, row), inst in zip(tab.iterrows(), insts, strict=True):
