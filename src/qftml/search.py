@@ -45,6 +45,7 @@ from optuna.trial import TrialState
 
 from .nets import from_spec, parse_spec, spec_family
 from .paths import data_dir
+from .processes import pid_alive
 from .progress import progress
 from .training import as_tensors, evaluate, train
 
@@ -296,21 +297,6 @@ def _study(cfg: _Config, worker: int = 0) -> optuna.Study:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` on this host is running (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # Linux: a killed worker whose parent died may linger unreaped as a zombie
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
 def _fail_dead_trials(study: optuna.Study) -> int:
     """Mark failed the RUNNING trials whose worker process on this host no longer exists."""
     host = socket.gethostname()
@@ -321,7 +307,7 @@ def _fail_dead_trials(study: optuna.Study) -> int:
             age = time.time() - t.datetime_start.timestamp() if t.datetime_start else 0
             dead = age > 120  # died between ask() and recording its owner
         else:
-            dead = owner["host"] == host and not _pid_alive(owner["pid"])
+            dead = owner["host"] == host and not pid_alive(owner["pid"])
         if dead:
             try:
                 study._storage.set_trial_user_attr(t._trial_id, "failed", "worker died")

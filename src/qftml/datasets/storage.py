@@ -32,6 +32,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..processes import pid_alive
+
 #: Storage format tag, part of every content key and stored in every file.
 FORMAT = "qftml.datasets/1"
 
@@ -200,22 +202,12 @@ def clean_temporaries(folder: str | Path) -> list[Path]:
         if not match:
             continue
         pid = int(match.group(1))
-        if pid != os.getpid() and _alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue
         with contextlib.suppress(OSError):
             tmp.unlink()
             removed.append(tmp)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
