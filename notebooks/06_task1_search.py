@@ -257,6 +257,19 @@ print(f"page computed in {time.perf_counter() - T0:.0f} s")
 #   instances scatter, is printed above; whether the differences between the families are
 #   larger than that scatter is the subject of {ref}`chap-task1-comparison`.
 #
-# **Reproduce at the paper's scale.** `python -m qftml book --profile paper --only
-# 06_task1_search` runs a search of `n_trials` trials per family (see `profiles.yml`); the
-# run time is dominated by training, about `n_trials` × 3 trainings on the search subset.
+# **Reproduce at the paper's scale.** One command runs the three task-1 chapters with the
+# `paper` profile (10 instances, 5 training-set sizes up to 30 000 configurations, 100 trials
+# per family):
+#
+# ```
+# python -m qftml data 1 --profile paper
+# python -m qftml book --profile paper --only 06_task1_search 07_task1_comparison 08_task1_generalization
+# ```
+#
+# Expected run time, estimated from the training throughput of the published winners on a
+# free CPU core of the development machine (about 1300 (EQ) to 2800 (ST) configurations per
+# second; `benchmarks/bench_training.py` measures it): the search (300 trials, pruned) about
+# 5 h, the published winners 5 h, the comparison with augmentation about 14 h, the Silver
+# Blaze instances and the evaluations on the large lattices about 6 h: some 30 CPU hours on
+# two cores, a few hours on one GPU. Trained instances and studies are cached, so an
+# interrupted run resumes where it stopped.
