@@ -12,7 +12,7 @@
 
 # %% [markdown]
 # (chap-task1-search)=
-# # Task 1: searching architectures for $n$ and $|\phi|^2$
+# # Task 1: searching architectures for n and |φ|²
 #
 # **Overview.** The first task of {cite}`Bulusu:2021njs` is a regression: from one dual
 # configuration $\{k, l\}$ of the charged scalar field on the $N_t\times N_x = 60\times 4$
