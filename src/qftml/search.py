@@ -102,6 +102,10 @@ class Budget:
     lr: float = 1e-3
     max_seconds: float | None = None
 
+    def train_kwargs(self) -> dict:
+        """The keyword arguments of :func:`qftml.training.train` this budget fixes."""
+        return asdict(self)
+
 
 def _b(x) -> str:
     return "" if x else "*"
@@ -350,11 +354,7 @@ def _objective(cfg: _Config, study: optuna.Study, trial: optuna.Trial) -> float:
         cfg.data["train"],
         cfg.data["val"],
         loss=cfg.task.loss,
-        lr=lr,
-        batch_size=cfg.budget.batch_size,
-        max_epochs=cfg.budget.max_epochs,
-        patience=cfg.budget.patience,
-        max_seconds=cfg.budget.max_seconds,
+        **{**cfg.budget.train_kwargs(), "lr": lr},
         seed=cfg.seed + trial.number,
         on_epoch=report,
         desc=f"trial {trial.number}",
@@ -517,11 +517,7 @@ def retrain(
             train_t,
             val_t,
             loss=task.loss,
-            lr=budget.lr,
-            batch_size=budget.batch_size,
-            max_epochs=budget.max_epochs,
-            patience=budget.patience,
-            max_seconds=budget.max_seconds,
+            **budget.train_kwargs(),
             seed=int(seed),
             device=device,
         )
