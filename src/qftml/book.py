@@ -30,24 +30,32 @@ class BuildError(RuntimeError):
     """A notebook failed to execute, or the book failed to build."""
 
 
-def toc_notebooks(toc_path: Path | None = None) -> list[str]:
-    """Stems of the notebooks (``notebooks/<stem>``) listed in ``_toc.yml``, in order."""
+def toc_files(toc_path: Path | None = None) -> list[str]:
+    """Every page of ``_toc.yml`` (the root first, then each ``file`` entry), in order."""
     toc = yaml.safe_load(open(toc_path or ROOT / "_toc.yml"))
-    found: list[str] = []
+    files = [toc["root"]]
 
     def walk(node):
         if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "file" and isinstance(value, str) and value.startswith("notebooks/"):
-                    found.append(value.split("/", 1)[1].removesuffix(".ipynb"))
-                else:
-                    walk(value)
+            if isinstance(node.get("file"), str):
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
         elif isinstance(node, list):
             for item in node:
                 walk(item)
 
     walk(toc)
-    return found
+    return files
+
+
+def toc_notebooks(toc_path: Path | None = None) -> list[str]:
+    """Stems of the notebooks (``notebooks/<stem>``) listed in ``_toc.yml``, in order."""
+    return [
+        f.split("/", 1)[1].removesuffix(".ipynb")
+        for f in toc_files(toc_path)
+        if f.startswith("notebooks/")
+    ]
 
 
 def _package_digest() -> str:
@@ -210,20 +218,7 @@ def check_html(html_dir: Path | None = None, toc_path: Path | None = None) -> li
     import re
 
     html_dir = html_dir or ROOT / "_build" / "html"
-    toc = yaml.safe_load(open(toc_path or ROOT / "_toc.yml"))
-    files = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
+    files = toc_files(toc_path)
     problems = []
     for name in files:
         page = html_dir / f"{name.removesuffix('.ipynb').removesuffix('.md')}.html"
