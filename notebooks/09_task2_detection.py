@@ -243,10 +243,11 @@ table[["label", "seed", "val", "epochs", "best_epoch"]].groupby("label", sort=Fa
 
 # %% [markdown]
 # The validation loss of every instance during training. When a run learns the task, it
-# tends to do so abruptly: the training loss falls while the validation loss first rises
-# (the network memorises the training set) until it finds a rule that generalises and the
-# validation loss drops. That is why the budget keeps a long patience (the weights of the
-# best validation epoch are kept). The curves show whether, and when, that happened for each
+# does so abruptly: the loss sits on a plateau for several epochs (the network classifies by
+# coarse statistics of the fields, which tell the classes apart only in part) and then falls
+# by orders of magnitude within a few epochs, once the first convolution has found a
+# divergence. That is why the budget keeps a long patience (the weights of the best
+# validation epoch are kept). The curves show whether, and when, that happened for each
 # instance of this run; the validation accuracy of each instance follows.
 
 # %%
@@ -366,6 +367,73 @@ print("\n".join(verdict))
 # claim that EQ architectures are the reliable choice across tasks and lattice sizes
 # {cite}`Favoni:2021talk,Bulusu:2021njs` is what the verdicts above test.
 #
+# ## How many configurations does it take?
+#
+# The source trains on $N_\text{train} = 4000$ configurations {cite}`Favoni:2021talk`. We
+# retrain the published EQ and ST winners, with the same budget and seeds, on nested
+# subsets of the training set, balanced between valid and violated configurations
+# ({func}`qftml.experiments.nested_subsets`), and measure the validation accuracy on
+# $8\times 8$ and the mean test accuracy over the nine parameter points of the largest
+# lattice. The full training set is the right-most point (the instances above).
+
+# %%
+curve_sizes = [m for m in P["curve_sizes"] if m < len(train)]
+curve_specs = {label: specs[label] for label in ("EQ published", "ST published")}
+curve_table, curve_instances = experiments.run_grid(
+    curve_specs, train.xy, val.xy, sizes=curve_sizes, seeds=range(P["instances"]), task=TASK,
+    budget=budget, subset_seed=P["seed"], groups=train.targets[:, 0], desc="task 2 data sizes",
+)  # fmt: skip
+large_tests = {name: xy for name, xy in tests.items() if name.startswith(f"{LATTICES[-1]} ")}
+curve_rows = []
+for rows_, insts, n_full in ((curve_table, curve_instances, None), (table, instances, len(train))):
+    for (_, row), inst in zip(rows_.iterrows(), insts, strict=True):
+        if row["label"] not in curve_specs:
+            continue
+        m_val = experiments.evaluate_instance(inst, {"val": val.xy}, task=TASK)["val"]
+        m_big = experiments.evaluate_instance(inst, large_tests, task=TASK)
+        curve_rows.append({"label": row["label"], "family": row["family"], "seed": row["seed"],
+                           "n_train": n_full or row["n_train"], "val": m_val["accuracy"],
+                           "large": np.mean([m["accuracy"] for m in m_big.values()])})  # fmt: skip
+curve = pd.DataFrame(curve_rows).sort_values(["label", "n_train", "seed"], ignore_index=True)
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+for ax, col, title in zip(axes, ("val", "large"), (f"validation, {LATTICES[0]}",
+                                                   f"test, {LATTICES[-1]} (9 points)"),
+                          strict=True):  # fmt: skip
+    for label, sub in curve.groupby("label", sort=False):
+        color = FAMILY_COLORS[label.split()[0]]
+        med = sub.groupby("n_train")[col].median()
+        ax.semilogx(med.index, med.to_numpy(), "-", color=color, label=f"{label} (median)")
+        ax.scatter(sub["n_train"] * (1 + 0.04 * (sub["seed"] - 1)), sub[col], s=14,
+                   color=color, alpha=0.6)  # fmt: skip
+    ax.axhline(0.5, color="k", ls=":", lw=1)
+    ax.set_xticks(sorted(curve["n_train"].unique()))
+    ax.set_xticklabels([str(n) for n in sorted(curve["n_train"].unique())])
+    ax.minorticks_off()
+    ax.set_xlabel(r"training configurations $N_\text{train}$")
+    ax.set_title(title, fontsize=10)
+axes[0].set_ylabel("accuracy (dots: instances)")
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+curve_summary = curve.groupby(["label", "n_train"], sort=False)[["val", "large"]].agg(
+    ["min", "median", "max"]
+)
+curve_summary.round(3)
+
+# %%
+solved = curve.assign(solved=(curve["val"] >= 0.99) & (curve["large"] >= 0.99))
+solved = solved.groupby(["label", "n_train"])["solved"].agg(["sum", "count"])
+for (label, n), r in solved.iterrows():
+    print(f"{label}, N_train = {n}: {r['sum']} of {r['count']} instances reach accuracy >= 0.99 "
+          f"on {LATTICES[0]} validation and on {LATTICES[-1]}")  # fmt: skip
+
+# %% [markdown]
+# An instance either finds the divergence, and then classifies every lattice correctly, or
+# stays on the plateau; too few configurations and the networks fit the training set
+# without finding it. The lines above give, per training-set size, how many instances of this
+# run made it.
+#
 # ## Max or average: how the global pooling scales with the lattice
 #
 # Two violating sites among $V$ are a signal of relative size $2/V$ in a global *average*:
@@ -478,5 +546,8 @@ print(
 # - We searched and retrained EQ, ST and FL architectures at the source's training points
 #   and report the accuracy per test point and lattice size with the spread over instances.
 # - FL networks are confined to the training lattice; EQ and ST networks run on all sizes.
+# - A network that finds the divergence classifies every lattice correctly; whether it finds
+#   it depends on the number of training configurations, which the data-size curve measures
+#   per family.
 #
 # **Next:** {ref}`chap-task3` counts the violations instead of detecting them.
