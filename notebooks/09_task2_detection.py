@@ -243,10 +243,9 @@ table[["label", "seed", "val", "epochs", "best_epoch"]].groupby("label", sort=Fa
 
 # %% [markdown]
 # The validation loss of every instance during training. When a run learns the task, it
-# does so abruptly: the loss sits on a plateau for several epochs (the network classifies by
-# coarse statistics of the fields, which tell the classes apart only in part) and then falls
-# by orders of magnitude within a few epochs, once the first convolution has found a
-# divergence. That is why the budget keeps a long patience (the weights of the best
+# does so abruptly: the loss sits on a plateau for several epochs, better than chance but
+# far from a solution, and then falls by orders of magnitude within a few epochs, once the
+# network has found a divergence. That is why the budget keeps a long patience (the weights of the best
 # validation epoch are kept). The curves show whether, and when, that happened for each
 # instance of this run; the validation accuracy of each instance follows.
 
@@ -351,7 +350,7 @@ err = float(np.hypot(stats.loc["EQ", "sem"], stats.loc["ST", "sem"]))
 clear = abs(diff) > 2 * err
 verdict.append(
     f"on {largest}, EQ instances average {stats.loc['EQ', 'mean']:.3f} and ST instances "
-    f"{stats.loc['ST', 'mean']:.3f} (difference {diff:+.3f} +- {err:.3f}): "
+    f"{stats.loc['ST', 'mean']:.3f}\n(difference {diff:+.3f} +- {err:.3f}): "
     + (f"{'EQ' if diff > 0 else 'ST'} is ahead by more than two standard errors"
        if clear else "no difference beyond two standard errors")
     + f" in this run ({profile} profile)"
@@ -429,10 +428,11 @@ for (label, n), r in solved.iterrows():
           f"on {LATTICES[0]} validation and on {LATTICES[-1]}")  # fmt: skip
 
 # %% [markdown]
-# An instance either finds the divergence, and then classifies every lattice correctly, or
-# stays on the plateau; too few configurations and the networks fit the training set
-# without finding it. The lines above give, per training-set size, how many instances of this
-# run made it.
+# An instance that finds the divergence classifies every lattice correctly; with too few
+# configurations the networks fit the training set without finding it and stay near the
+# plateau. An instance that is perfect on the $8\times 8$ validation set but not on the
+# largest lattice has found a rule that works only at the training volume. The lines above
+# give, per training-set size, how many instances of this run solved the task on both.
 #
 # ## Max or average: how the global pooling scales with the lattice
 #
