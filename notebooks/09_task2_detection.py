@@ -245,9 +245,9 @@ table[["label", "seed", "val", "epochs", "best_epoch"]].groupby("label", sort=Fa
 # The validation loss of every instance during training. When a run learns the task, it
 # does so abruptly: the loss sits on a plateau for several epochs, better than chance but
 # far from a solution, and then falls by orders of magnitude within a few epochs, once the
-# network has found a divergence. That is why the budget keeps a long patience (the weights of the best
-# validation epoch are kept). The curves show whether, and when, that happened for each
-# instance of this run; the validation accuracy of each instance follows.
+# network has found a divergence. That is why the budget keeps a long patience (the weights
+# of the best validation epoch are kept). The curves show whether, and when, that happened
+# for each instance of this run; the validation accuracy of each instance follows.
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
