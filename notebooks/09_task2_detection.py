@@ -394,6 +394,7 @@ for rows_, insts, n_full in ((curve_table, curve_instances, None), (table, insta
                            "n_train": n_full or row["n_train"], "val": m_val["accuracy"],
                            "large": np.mean([m["accuracy"] for m in m_big.values()])})  # fmt: skip
 curve = pd.DataFrame(curve_rows).sort_values(["label", "n_train", "seed"], ignore_index=True)
+curve_n = sorted(curve["n_train"].unique())
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, col, title in zip(axes, ("val", "large"), (f"validation, {LATTICES[0]}",
@@ -406,8 +407,7 @@ for ax, col, title in zip(axes, ("val", "large"), (f"validation, {LATTICES[0]}",
         ax.scatter(sub["n_train"] * (1 + 0.04 * (sub["seed"] - 1)), sub[col], s=14,
                    color=color, alpha=0.6)  # fmt: skip
     ax.axhline(0.5, color="k", ls=":", lw=1)
-    ax.set_xticks(sorted(curve["n_train"].unique()))
-    ax.set_xticklabels([str(n) for n in sorted(curve["n_train"].unique())])
+    ax.set_xticks(curve_n, [str(n) for n in curve_n])
     ax.minorticks_off()
     ax.set_xlabel(r"training configurations $N_\text{train}$")
     ax.set_title(title, fontsize=10)
