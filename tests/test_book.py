@@ -155,3 +155,84 @@ def test_check_html_flags_remote_scripts_and_missing_images(tmp_path):
     problems = book.check_html(html, toc)
     assert any("remote script" in p for p in problems)
     assert any("missing image" in p for p in problems)
+
+
+def _leaves(tree, path=()):
+    """Every (path, value) of a nested profile section."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            if k != "reads":  # the declaration itself, tested below
+                yield from _leaves(v, (*path, k))
+    elif isinstance(tree, list) and tree and all(isinstance(v, (dict, list)) for v in tree):
+        for i, v in enumerate(tree):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path, tree
+
+
+def _perturbed(tree, path):
+    import copy
+
+    tree = copy.deepcopy(tree)
+    node = tree
+    for k in path[:-1]:
+        node = node[k]
+    old = node[path[-1]]
+    node[path[-1]] = [old, "changed"] if not isinstance(old, list) else [*old, "changed"]
+    return tree
+
+
+@pytest.mark.parametrize("profile", ["ci", "paper"])
+def test_page_key_changes_with_every_value_of_every_section_it_reads(profile, monkeypatch):
+    """No page is stale: changing any value any page reads changes that page's key."""
+    from qftml import profiles as prof
+
+    data = load_profiles()
+    monkeypatch.setattr(prof, "load_profiles", lambda path=None: current)
+    checked = 0
+    for stem in book.toc_notebooks():
+        current = data
+        key = book.content_key(stem, profile, package_digest="pkg")
+        for section in prof.sections_read(stem, profile):
+            for path, _ in _leaves(data[profile][section]):
+                current = {**data, profile: _perturbed(data[profile], (section, *path))}
+                assert book.content_key(stem, profile, package_digest="pkg") != key, (
+                    stem,
+                    section,
+                    path,
+                )
+                checked += 1
+    # the task pages read the datasets section: datasets.task1.train.n reaches 04 and 06-08
+    current = data
+    keys = {s: book.content_key(s, profile, package_digest="pkg") for s in book.toc_notebooks()}
+    current = {**data, profile: _perturbed(data[profile], ("datasets", "task1", "train", "n"))}
+    changed = {s for s in keys if book.content_key(s, profile, package_digest="pkg") != keys[s]}
+    assert {"04_datasets", "06_task1_search", "07_task1_comparison"} <= changed
+    assert "10_networks_as_fields" not in changed
+    assert checked > 100
+
+
+def test_reads_are_transitive_and_the_same_in_both_profiles():
+    from qftml.profiles import sections_read
+
+    assert sections_read("07_task1_comparison", "ci") == [
+        "07_task1_comparison",
+        "06_task1_search",
+        "datasets",
+    ]
+    for stem in book.toc_notebooks():
+        assert sections_read(stem, "ci") == sections_read(stem, "paper"), stem
+
+
+def test_page_reading_an_undeclared_section_fails(tmp_path, monkeypatch):
+    from qftml import profiles as prof
+
+    monkeypatch.setattr(prof, "_PAGE", None)
+    path = tmp_path / "profiles.yml"
+    sections = {"a": {"seed": 1, "reads": ["b"]}, "b": {"x": 1}, "c": {"y": 2}}
+    path.write_text(yaml.safe_dump({"ci": sections}))
+    monkeypatch.setenv("QFTML_PROFILES", str(path))
+    prof.setup("a", "ci")
+    assert prof.notebook_params("b", "ci") == {"x": 1}
+    with pytest.raises(KeyError, match="'c' without declaring it"):
+        prof.notebook_params("c", "ci")

@@ -2,7 +2,7 @@
 
 Each notebook listed in ``_toc.yml`` is converted with jupytext and executed by papermill
 with ``profile`` injected into its ``parameters`` cell. A notebook is re-executed only when
-its content key changes: the hash of its source, its profile parameters, the package
+its content key changes: the hash of its source, the profile sections it reads, the package
 sources and the pinned requirements (make-style, but by content, so ``git checkout`` does
 not force rebuilds). A failing cell (papermill's error) or a stored error output fails the
 build; the book itself is built with Sphinx warnings as errors.
@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from .paths import NOTEBOOKS, ROOT, STAMPS
-from .profiles import notebook_params
+from .profiles import notebook_params, sections_read
 
 
 class BuildError(RuntimeError):
@@ -73,11 +73,16 @@ def _package_digest() -> str:
 def content_key(
     stem: str, profile: str, notebooks_dir: Path = NOTEBOOKS, package_digest: str | None = None
 ) -> str:
-    """Hash of everything a notebook's executed output depends on."""
+    """Hash of everything a notebook's executed output depends on.
+
+    Its source, the profile, the parameters of every profile section it reads
+    (:func:`qftml.profiles.sections_read`), the package sources and the pinned requirements.
+    """
     h = hashlib.sha256()
     h.update((notebooks_dir / f"{stem}.py").read_bytes())
     h.update(profile.encode())
-    h.update(json.dumps(notebook_params(stem, profile), sort_keys=True, default=str).encode())
+    params = {name: notebook_params(name, profile) for name in sections_read(stem, profile)}
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update((package_digest or _package_digest()).encode())
     return h.hexdigest()
 

@@ -18,6 +18,11 @@ import yaml
 from . import __version__
 from .paths import ROOT, profiles_file
 
+#: The page being executed (set by :func:`setup`); while set, :func:`notebook_params` refuses
+#: sections the page does not declare, so a page's content key can never miss one.
+_PAGE: tuple[str, str] | None = None
+READS = "reads"
+
 
 def load_profiles(path=None) -> dict[str, dict[str, dict[str, Any]]]:
     """Read the whole profiles file."""
@@ -29,13 +34,7 @@ def load_profiles(path=None) -> dict[str, dict[str, dict[str, Any]]]:
     return data
 
 
-def profile_names(path=None) -> list[str]:
-    return list(load_profiles(path))
-
-
-def notebook_params(notebook: str, profile: str, path=None) -> dict[str, Any]:
-    """Parameters of ``notebook`` (its file stem) in ``profile``; raises if either is unknown."""
-    profiles = load_profiles(path)
+def _section(profiles: dict, notebook: str, profile: str, path=None) -> dict[str, Any]:
     if profile not in profiles:
         raise KeyError(f"unknown profile {profile!r}; defined: {sorted(profiles)}")
     section = profiles[profile] or {}
@@ -45,6 +44,43 @@ def notebook_params(notebook: str, profile: str, path=None) -> dict[str, Any]:
             f"it defines {sorted(section)}"
         )
     return dict(section[notebook] or {})
+
+
+def sections_read(notebook: str, profile: str, path=None) -> list[str]:
+    """Every profile section ``notebook`` depends on: itself and, transitively, its ``reads``.
+
+    A page declares the other sections it reads (``reads: [datasets, 06_task1_search]``);
+    a section it reads may read others in turn (chapter 07 uses the search winners of 06,
+    which were trained on the ``datasets``), so the closure is taken. Sorted, own first.
+    """
+    profiles = load_profiles(path)
+    seen, todo = [], [notebook]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        reads = _section(profiles, name, profile).get(READS) or []
+        if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
+            raise ValueError(f"{profile}.{name}.{READS}: a list of section names; got {reads!r}")
+        todo.extend(reads)
+    return [notebook, *sorted(seen[1:])]
+
+
+def notebook_params(notebook: str, profile: str, path=None) -> dict[str, Any]:
+    """Parameters of ``notebook`` (its file stem) in ``profile``; raises if either is unknown.
+
+    Inside a page started by :func:`setup`, reading a section the page does not declare in
+    its ``reads`` raises: the page's content key would not cover it.
+    """
+    if _PAGE is not None and _PAGE[1] == profile and path is None:
+        allowed = sections_read(_PAGE[0], profile)
+        if notebook not in allowed:
+            raise KeyError(
+                f"page {_PAGE[0]!r} reads profile section {notebook!r} without declaring it: "
+                f"add it to {profile}.{_PAGE[0]}.{READS} in profiles.yml (declared: {allowed})"
+            )
+    return _section(load_profiles(path), notebook, profile)
 
 
 def git_commit() -> str:
@@ -77,7 +113,9 @@ def setup(notebook: str, profile: str) -> dict[str, Any]:
     """
     from . import plotting
 
+    global _PAGE
     params = notebook_params(notebook, profile)
+    _PAGE = (notebook, profile)
     plotting.use_style()
     import numpy as np
 
