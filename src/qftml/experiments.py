@@ -31,7 +31,6 @@ Nothing here is specific to one task: the task enters through :class:`qftml.sear
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 import math
@@ -43,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, keys
+from .keys import fingerprint, normalized_source
 from .nets import SpecNet, from_spec
 from .paths import data_dir
 from .progress import progress
@@ -80,26 +80,16 @@ DEFAULT_BUDGET = Budget()
 # --------------------------------------------------------------------------------------------
 
 
-def fingerprint(*arrays) -> str:
-    """SHA-256 of the dtypes, shapes and bytes of arrays or tensors (a content key of data)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """SHA-256 of the modules whose code determines trained weights (nets, training)."""
+    """Digest of the code that determines trained weights (the network and training modules).
+
+    Code, not text (:func:`qftml.keys.code_digest`): a docstring edit or moving a function
+    between these modules retrains nothing.
+    """
     here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in ("nets.py", "training.py"):
-        h.update(name.encode())
-        h.update((here / name).read_bytes())
-    return h.hexdigest()
+    files = [here / "training.py", here / "nets.py", *sorted((here / "nets").glob("*.py"))]
+    return keys.code_digest(p for p in files if p.exists())
 
 
 def cache_dir() -> Path:
@@ -236,11 +226,12 @@ def instance_key(
         "data": data_key,
         "loss": task.loss,
         "budget": {k: getattr(budget, k) for k in sorted(budget.__dataclass_fields__)},
-        "augment": None if aug is None else [augment, inspect.getsource(aug)],
+        "augment": None if aug is None else [augment, normalized_source(inspect.getsource(aug))],
         "code": code_digest(),
         "version": __version__,
+        "libraries": {"torch": torch.__version__, "numpy": np.__version__},
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return keys.digest(payload)
 
 
 def train_instance(
@@ -434,7 +425,7 @@ def search_studies(
     }
     if enqueue:
         payload["enqueue"] = {f: list(v) for f, v in sorted(enqueue.items())}
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
+    key = keys.digest(payload)
     studies = {}
     for family in families:
         studies[family] = run(

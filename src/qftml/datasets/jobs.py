@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import keys
 from ..paths import data_dir
 from ..profiles import notebook_params
 from .storage import FORMAT
@@ -62,14 +63,13 @@ def lattice_name(nt: int, nx: int) -> str:
 
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """SHA-256 of the source of everything that determines the generated numbers."""
+    """Digest of the code of everything that determines the generated numbers.
+
+    Code, not text (:func:`qftml.keys.code_digest`): docstrings and comments do not count.
+    """
     here = Path(__file__).resolve().parent
     files = sorted((here.parent / "lattice").glob("*.py")) + [here / n for n in _GENERATING_SOURCES]
-    h = hashlib.sha256()
-    for path in files:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+    return keys.code_digest(files)
 
 
 def _num(value: float) -> float:
@@ -151,7 +151,7 @@ class Job:
 
     def content_key(self) -> str:
         payload = {"job": self.key_fields(), "format": FORMAT, "code": code_digest()}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return keys.digest(payload)
 
     def relpath(self) -> Path:
         name = f"eta{_num(self.eta):g}_mu{_num(self.mu):g}.h5"
