@@ -8,9 +8,20 @@ The book's Part II ({ref}`chap-networks-as-fields`, {ref}`chap-symmetry-via-dual
   exact finite-width correlators of one-hidden-layer networks;
 * :func:`npoint`, :func:`deviations`, :func:`m_n`, :func:`connected_4pt`: Monte Carlo
   correlators with block/jackknife errors;
-* :func:`haar_orthogonal`, :func:`haar_unitary`, :func:`invariance_test`: symmetry checks.
+* :func:`haar_orthogonal`, :func:`haar_unitary`, :func:`invariance_test`: symmetry checks;
+* :func:`quartic_coupling`, :func:`fit_quartic`, :func:`sixpt_test`: the effective action
+  (a quartic coupling fitted on $G^{(4)}$ predicting $G^{(6)}$);
+* :func:`correlated_outputs`, :func:`fourpt_ratio`: invariant, correlated parameters.
 """
 
+from .correlated import (
+    correlated_outputs,
+    fourpt_ratio,
+    fourpt_ratio_first_order,
+    radial_moment,
+    sample_invariant,
+    sample_radius,
+)
 from .correlators import (
     Estimate,
     block_means,
@@ -24,6 +35,18 @@ from .correlators import (
     npoint,
     product_block_means,
     wick,
+)
+from .effective import (
+    CouplingFit,
+    SixPointTest,
+    fit_quartic,
+    quadrature_grid,
+    quartic_coupling,
+    quartic_design,
+    relu_quartic_exact,
+    relu_vertex_integral_exact,
+    sixpt_test,
+    vertex_integrals,
 )
 from .ensemble import ACTIVATIONS, Ensemble, ensemble_outputs
 from .kernels import (
@@ -44,6 +67,22 @@ from .symmetry import (
 )
 
 __all__ = [
+    "CouplingFit",
+    "SixPointTest",
+    "correlated_outputs",
+    "fit_quartic",
+    "fourpt_ratio",
+    "fourpt_ratio_first_order",
+    "quadrature_grid",
+    "quartic_coupling",
+    "quartic_design",
+    "radial_moment",
+    "relu_quartic_exact",
+    "relu_vertex_integral_exact",
+    "sample_invariant",
+    "sample_radius",
+    "sixpt_test",
+    "vertex_integrals",
     "MomentTable",
     "ACTIVATIONS",
     "Ensemble",
