@@ -236,3 +236,19 @@ def test_page_reading_an_undeclared_section_fails(tmp_path, monkeypatch):
     assert prof.notebook_params("b", "ci") == {"x": 1}
     with pytest.raises(KeyError, match="'c' without declaring it"):
         prof.notebook_params("c", "ci")
+
+
+def test_code_is_collapsed_unless_asked_to_show():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    plain = nbformat.v4.new_code_cell("x = 1")
+    shown = nbformat.v4.new_code_cell("y = 2", metadata={"tags": ["show-input"]})
+    params = nbformat.v4.new_code_cell("profile = 'ci'", metadata={"tags": ["parameters"]})
+    text = nbformat.v4.new_markdown_cell("prose")
+    nb.cells = [plain, shown, params, text]
+    book.collapse_code(nb)
+    assert plain.metadata["tags"] == ["hide-input"]
+    assert shown.metadata["tags"] == ["show-input"]
+    assert params.metadata["tags"] == ["parameters", "remove-cell"]
+    assert "tags" not in text.metadata

@@ -99,6 +99,28 @@ def stored_errors(nb) -> list[str]:
     return errors
 
 
+#: Cell tags that already decide how a cell's code is shown.
+_SHOWN = {"show-input", "hide-input", "hide-cell", "remove-input", "remove-cell", "hide-output"}
+
+
+def collapse_code(nb) -> None:
+    """Collapse the code of every code cell (tag ``hide-input``) unless tagged ``show-input``.
+
+    Chapters tell the story in prose and figures; their code, which calls the package, is one
+    click away. The default ``parameters`` cell is removed: the book shows the injected
+    profile, not the notebook's default.
+    """
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "parameters" in tags:
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+        elif not _SHOWN & set(tags):
+            tags.append("hide-input")
+
+
 def execute_notebook(
     stem: str,
     profile: str,
@@ -157,10 +179,7 @@ def execute_notebook(
     errors = stored_errors(executed)
     if errors:
         raise BuildError(f"notebook {stem} stored errors: {errors}")
-    for cell in executed.cells:  # the book shows the injected profile, not the default
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "parameters" in tags and "remove-cell" not in tags:
-            tags.append("remove-cell")
+    collapse_code(executed)
     nbformat.write(executed, out)
     stamps_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key)
