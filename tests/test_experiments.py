@@ -31,6 +31,7 @@ def synthetic(n, seed, lattice=LATTICE):
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("QFTML_DATA", str(tmp_path))
+    monkeypatch.setenv("QFTML_WORKERS", "0")  # grids in this process (tests/test_grid.py: cluster)
     return tmp_path
 
 

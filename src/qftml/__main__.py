@@ -16,6 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     p_book.add_argument("--force", action="store_true", help="re-execute every notebook")
     p_book.add_argument("--only", nargs="*", help="execute only these notebook stems")
     p_book.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="train the grids of instances on this Dask scheduler (tcp://host:8786); "
+        "default: $QFTML_SCHEDULER, else local worker processes on all cores",
+    )
+    p_book.add_argument(
         "--no-html", action="store_true", help="execute notebooks only; do not render the book"
     )
     p_book.add_argument(
@@ -39,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "book":
+        import os
+
         from . import book
+
+        if args.scheduler:
+            os.environ["QFTML_SCHEDULER"] = args.scheduler  # read by every notebook's kernel
 
         return book.main(
             profile=args.profile,

@@ -201,6 +201,11 @@ def execute_all(
     stems = toc_notebooks() if stems is None else stems
     digest = _package_digest()
     os.environ["QFTML_QUIET"] = "1"  # no progress bars inside the rendered book
+    if jobs > 1 and "QFTML_WORKERS" not in os.environ:
+        # each notebook's grids get their share of the cores (see qftml.grid)
+        from .grid import cores
+
+        os.environ["QFTML_WORKERS"] = str(max(1, cores() // jobs))
 
     def run(stem):
         return (

@@ -46,7 +46,6 @@ from . import __version__, keys
 from .keys import fingerprint, normalized_source
 from .nets import SpecNet, from_spec
 from .paths import data_dir
-from .progress import progress
 from .search import Budget, Task, run
 from .training import as_tensors, evaluate, load_model, predict, save_model, train
 
@@ -67,6 +66,7 @@ __all__ = [
     "summarize",
     "train_instance",
     "evaluate_instance",
+    "training_log",
     "translate",
 ]
 
@@ -320,6 +320,70 @@ def evaluate_instance(
 # --------------------------------------------------------------------------------------------
 
 
+def _grid_job(
+    item, *, X, y, Xv, yv, tests, task, budget, output_names, cache, device
+) -> tuple[dict, Instance]:
+    """One instance of :func:`run_grid`: train (or load) it, test it, its table row."""
+    label, spec, aug, m, seed, idx = item
+    start = time.perf_counter()
+    idx = torch.from_numpy(idx)
+    inst = train_instance(
+        spec, (X[idx], y[idx]), (Xv, yv), task=task, budget=budget, seed=seed, augment=aug,
+        cache=cache, device=device,
+    )  # fmt: skip
+    if cache and not inst.cached:
+        _log_training(inst)
+    hist = inst.history
+    row = {
+        "label": label,
+        "family": inst.family,
+        "augment": aug,
+        "n_train": m,
+        "seed": seed,
+        "val": hist.get("best_val_loss", math.nan),
+        "epochs": (hist.get("epoch") or [0])[-1],
+        "best_epoch": hist.get("best_epoch", 0),
+        "train_seconds": hist.get("seconds", math.nan),
+    }
+    for name, metrics in evaluate_instance(inst, tests, task=task, cache=cache).items():
+        row[name] = metrics["loss"]
+        for j, out in enumerate(output_names or []):
+            row[f"{name}[{out}]"] = metrics.get(f"loss_{j}", math.nan)
+    row["seconds"] = time.perf_counter() - start
+    row["cached"] = inst.cached
+    row["key"] = inst.key
+    return row, inst
+
+
+def training_log() -> Path:
+    """``<data>/experiments/trained.jsonl``: one line per instance trained by :func:`run_grid`.
+
+    Each line holds the instance key, what it is, the training's wall time in seconds, the
+    host and process that trained it and when (UTC): the record of the work a grid cost
+    (its CPU time, summed over instances) and of where it ran.
+    """
+    return cache_dir() / "trained.jsonl"
+
+
+def _log_training(inst: Instance) -> None:
+    import os
+    import socket
+
+    record = {
+        "key": inst.key, "family": inst.family, "n_train": inst.n_train, "seed": inst.seed,
+        "augment": inst.augment, "seconds": inst.history.get("seconds", math.nan),
+        "host": socket.gethostname(), "pid": os.getpid(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+    line = (json.dumps(record) + "\n").encode()
+    # one write(2) on an O_APPEND file: lines of concurrent writers do not interleave
+    fd = os.open(training_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
 def run_grid(
     specs: Mapping[str, str],
     train_data,
@@ -337,6 +401,8 @@ def run_grid(
     cache: bool = True,
     device=None,
     desc: str = "instances",
+    scheduler=None,
+    workers: int | None = None,
 ) -> tuple:
     """Train (or load) every ``label x augment x size x seed`` instance; test each one.
 
@@ -348,8 +414,17 @@ def run_grid(
     cached, key``, the loss on each test set under its name and, with ``output_names``, the
     loss per output as ``"<test>[<output>]"``), and the :class:`Instance` objects in the same
     order.
+
+    Each instance is an independent job named by its key (:func:`qftml.grid.map_jobs`):
+    instances not yet cached train on local worker processes, one per core (``workers``,
+    ``$QFTML_WORKERS``; ``0``: in this process, as with a GPU ``device``), or on the Dask
+    cluster at ``scheduler`` (``$QFTML_SCHEDULER``). Every finished instance is on disk,
+    so after a crash the same call trains only what is missing. Trainings are logged in
+    :func:`training_log`.
     """
     import pandas as pd
+
+    from . import grid
 
     X, y = as_tensors(train_data)
     Xv, yv = as_tensors(val_data)
@@ -359,35 +434,39 @@ def run_grid(
     augment = [a or "none" for a in augment]
     seeds = [int(s) for s in seeds]
     jobs = [(lab, a, m, s) for lab in specs for a in augment for m in sizes for s in seeds]
-    rows, instances = [], []
-    for label, aug, m, seed in progress(jobs, desc=desc):
-        idx = torch.from_numpy(subsets[m])
-        start = time.perf_counter()
-        inst = train_instance(
-            specs[label], (X[idx], y[idx]), (Xv, yv), task=task, budget=budget, seed=seed,
-            augment=aug, cache=cache, device=device,
-        )  # fmt: skip
-        hist = inst.history
-        row = {
-            "label": label,
-            "family": inst.family,
-            "augment": aug,
-            "n_train": m,
-            "seed": seed,
-            "val": hist.get("best_val_loss", math.nan),
-            "epochs": (hist.get("epoch") or [0])[-1],
-            "best_epoch": hist.get("best_epoch", 0),
-            "train_seconds": hist.get("seconds", math.nan),
-        }
-        for name, metrics in evaluate_instance(inst, tests, task=task, cache=cache).items():
-            row[name] = metrics["loss"]
-            for j, out in enumerate(output_names or []):
-                row[f"{name}[{out}]"] = metrics.get(f"loss_{j}", math.nan)
-        row["seconds"] = time.perf_counter() - start
-        row["cached"] = inst.cached
-        row["key"] = inst.key
-        rows.append(row)
-        instances.append(inst)
+    if device is not None and torch.device(device).type != "cpu":
+        if grid.scheduler_address(scheduler) is None:
+            workers = 0  # one accelerator: train in this process
+    tests_key = hashlib.sha256(
+        json.dumps(
+            [task.loss, list(output_names or []), bool(cache)]
+            + [[name, fingerprint(*d)] for name, d in tests.items()]
+        ).encode()
+    ).hexdigest()
+    items, keys, inline, slot = [], [], [], []
+    for label, aug, m, seed in jobs:
+        idx = subsets[m]
+        key = instance_key(
+            specs[label], seed, fingerprint(X[idx], y[idx], Xv, yv), task, budget, aug
+        )
+        name = f"instance-{key[:24]}-{tests_key[:8]}"
+        if name in keys:  # two labels for one spec: one job, one row each
+            slot.append((keys.index(name), label))
+            continue
+        slot.append((len(items), label))
+        items.append((label, specs[label], aug, m, seed, idx))
+        keys.append(name)
+        inline.append(cache and (cache_dir() / f"{key}.pt").exists())
+    shared = dict(
+        X=X, y=y, Xv=Xv, yv=yv, tests=tests, task=task, budget=budget,
+        output_names=list(output_names or []), cache=cache, device=device,
+    )  # fmt: skip
+    results = grid.map_jobs(
+        _grid_job, items, keys=keys, shared=shared, inline=inline, scheduler=scheduler,
+        workers=workers, desc=desc,
+    )  # fmt: skip
+    rows = [{**results[j][0], "label": label} for j, label in slot]
+    instances = [results[j][1] for j, _ in slot]
     return pd.DataFrame(rows), instances
 
 
