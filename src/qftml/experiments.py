@@ -437,32 +437,30 @@ def run_grid(
     if device is not None and torch.device(device).type != "cpu":
         if grid.scheduler_address(scheduler) is None:
             workers = 0  # one accelerator: train in this process
-    tests_key = hashlib.sha256(
-        json.dumps(
-            [task.loss, list(output_names or []), bool(cache)]
-            + [[name, fingerprint(*d)] for name, d in tests.items()]
-        ).encode()
-    ).hexdigest()
-    items, keys, inline, slot = [], [], [], []
+    tests_key = keys.digest(
+        [task.loss, list(output_names or []), bool(cache)]
+        + [[name, fingerprint(*d)] for name, d in tests.items()]
+    )
+    items, names, inline, slot = [], [], [], []
     for label, aug, m, seed in jobs:
         idx = subsets[m]
         key = instance_key(
             specs[label], seed, fingerprint(X[idx], y[idx], Xv, yv), task, budget, aug
         )
         name = f"instance-{key[:24]}-{tests_key[:8]}"
-        if name in keys:  # two labels for one spec: one job, one row each
-            slot.append((keys.index(name), label))
+        if name in names:  # two labels for one spec: one job, one row each
+            slot.append((names.index(name), label))
             continue
         slot.append((len(items), label))
         items.append((label, specs[label], aug, m, seed, idx))
-        keys.append(name)
+        names.append(name)
         inline.append(cache and (cache_dir() / f"{key}.pt").exists())
     shared = dict(
         X=X, y=y, Xv=Xv, yv=yv, tests=tests, task=task, budget=budget,
         output_names=list(output_names or []), cache=cache, device=device,
     )  # fmt: skip
     results = grid.map_jobs(
-        _grid_job, items, keys=keys, shared=shared, inline=inline, scheduler=scheduler,
+        _grid_job, items, keys=names, shared=shared, inline=inline, scheduler=scheduler,
         workers=workers, desc=desc,
     )  # fmt: skip
     rows = [{**results[j][0], "label": label} for j, label in slot]
