@@ -303,9 +303,7 @@ class PeriodicConv2d(nn.Conv2d):
     """
 
     def __init__(self, n_in: int, n_out: int, kernel: int, bias: bool = True):
-        super().__init__(
-            n_in, n_out, kernel, padding="same", padding_mode="circular", bias=bias
-        )
+        super().__init__(n_in, n_out, kernel, padding="same", padding_mode="circular", bias=bias)
         self._pad = tuple(self._reversed_padding_repeated_twice)
 
     def _conv_forward(self, x, weight, bias):

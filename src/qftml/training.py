@@ -47,6 +47,8 @@ __all__ = [
     "pick_device",
     "as_tensors",
     "train",
+    "SOURCE_RECIPE",
+    "source_batch_size",
     "evaluate",
     "predict",
     "save_model",
@@ -160,6 +162,67 @@ def _check_output(model, X, y, loss):
         raise ValueError("the bce loss needs targets in [0, 1]")
 
 
+#: The task-1 training recipe of the source group's public regression code
+#: {cite}`Ein:scalarmlreflection`: AdamW with amsgrad, lr 1e-2 without schedule, early
+#: stopping with patience 25 after at least 100 and at most 1000 epochs, best weights
+#: restored; batch 50 below 500 training samples, else 100 (:func:`source_batch_size`).
+#: Its weight decay is a run parameter not fixed in that code; ``train``'s default (0) is kept.
+SOURCE_RECIPE: dict = dict(
+    optimizer="adamw",
+    amsgrad=True,
+    lr=1e-2,
+    patience=25,
+    min_epochs=100,
+    max_epochs=1000,
+)
+
+_PRECISIONS = ("fp32", "bf16")
+
+
+def source_batch_size(n_train: int) -> int:
+    """The source's batch size: 50 below 500 training samples, else 100."""
+    return 50 if int(n_train) < 500 else 100
+
+
+def _optimizer(name: str, params, lr: float, weight_decay: float, amsgrad: bool):
+    """Adam or AdamW (decoupled weight decay), optionally with amsgrad."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
+    raise ValueError(f"unknown optimizer {name!r}; choose 'adam' or 'adamw'")
+
+
+def _memory_format(channels_last: bool | None, precision: str) -> torch.memory_format:
+    """Channels-last by default only with bf16: it pays there (oneDNN's bf16 kernels prefer
+    it) and it changes the float32 rounding (other kernels), so fp32 stays bitwise exact."""
+    if channels_last is None:
+        channels_last = precision != "fp32"
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _autocast(device: torch.device, precision: str):
+    """A factory of the autocast context for ``precision`` (a no-op for float32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _val_loss(model, Xv, yv, loss_fn, batch_size, amp) -> float:
+    """Mean validation loss in large batches, under the training precision."""
+    model.eval()
+    if len(Xv) <= batch_size:  # one batch: exactly the mean loss, as evaluate() gives it
+        with torch.no_grad(), amp():
+            return float(loss_fn(model(Xv).float(), yv))
+    total = torch.zeros((), dtype=torch.float64, device=Xv.device)
+    with torch.no_grad():
+        for i in range(0, len(Xv), batch_size):
+            with amp():
+                out = model(Xv[i : i + batch_size])
+            total += loss_fn(out.float(), yv[i : i + batch_size]) * len(out)
+    return float(total) / len(Xv)
+
+
 def train(
     model: nn.Module,
     train_data,
@@ -180,6 +243,11 @@ def train(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     eval_batch_size: int = 4096,
     desc: str | None = None,
+    optimizer: str = "adam",
+    amsgrad: bool = False,
+    min_epochs: int = 0,
+    precision: str = "fp32",
+    channels_last: bool | None = None,
 ) -> History:
     """Train ``model`` in place with Adam on mini-batches; return the :class:`History`.
 
@@ -190,6 +258,21 @@ def train(
     epoch are restored at the end. The model is left on ``device`` in eval mode.
     ``transform``, if given, maps every training mini-batch input before the forward pass
     (data augmentation, e.g. random lattice translations; validation data are untouched).
+
+    Recipe options: ``optimizer`` ``"adam"`` or ``"adamw"`` (decoupled weight decay
+    {cite}`Loshchilov:2019adamw`), ``amsgrad`` (the max of past second moments
+    {cite}`Reddi:2018amsgrad`), ``min_epochs`` (no early stop before that many epochs).
+    The source group's task-1 recipe {cite}`Ein:scalarmlreflection` is
+    ``optimizer="adamw", amsgrad=True, lr=1e-2, patience=25, min_epochs=100,
+    max_epochs=1000`` (see :data:`SOURCE_RECIPE`).
+
+    Speed options: ``precision="bf16"`` runs the lattice layers under bfloat16 autocast (the
+    head stays float32, see :class:`qftml.nets.SpecNet`); it changes the arithmetic, see
+    ``benchmarks/bench_training.py`` for its effect on test losses. ``channels_last``
+    (default: with bf16) stores activations as ``(N, T, X, C)``; in float32 it changes
+    only the rounding. The per-batch loss is
+    summed on the device (no host synchronisation per step) and the validation pass runs
+    in batches of ``eval_batch_size`` under the same precision.
     """
     for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs)):
         if int(value) < 1:
@@ -198,6 +281,10 @@ def train(
         raise ValueError(f"patience must be >= 1; got {patience}")
     if not lr > 0:
         raise ValueError(f"lr must be positive; got {lr}")
+    if int(min_epochs) < 0:
+        raise ValueError(f"min_epochs must be >= 0; got {min_epochs}")
+    if precision not in _PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {_PRECISIONS}")
     loss_fn = _loss_fn(loss)
     dev = pick_device(device)
     X, y = as_tensors(train_data)
@@ -207,7 +294,12 @@ def train(
     _check_output(model, X, y, loss)
     n = len(X)
     gen = torch.Generator().manual_seed(int(seed))
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _optimizer(optimizer, model.parameters(), lr, weight_decay, amsgrad)
+    fmt = _memory_format(channels_last, precision)
+    model.to(memory_format=fmt)
+    X, Xv = X.contiguous(memory_format=fmt), Xv.to(dev).contiguous(memory_format=fmt)
+    yv = yv.to(dev)
+    amp = _autocast(dev, precision)
     hist = History(device=str(dev))
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
@@ -219,21 +311,21 @@ def train(
             t0 = time.perf_counter()
             model.train()
             perm = torch.randperm(n, generator=gen).to(dev)
-            total = 0.0
+            total = torch.zeros((), dtype=torch.float64, device=dev)  # no sync per step
             for i in range(0, n, batch_size):
                 idx = perm[i : i + batch_size]
                 opt.zero_grad(set_to_none=True)
                 xb = X[idx] if transform is None else transform(X[idx])
-                batch_loss = loss_fn(model(xb), y[idx])
+                with amp():
+                    out = model(xb.contiguous(memory_format=fmt))
+                batch_loss = loss_fn(out.float(), y[idx])
                 batch_loss.backward()
                 opt.step()
-                total += batch_loss.item() * len(idx)
+                total += batch_loss.detach() * len(idx)
+            train_loss = float(total) / n
+            val_loss = _val_loss(model, Xv, yv, loss_fn, eval_batch_size, amp)
             train_time += time.perf_counter() - t0
             seen += n
-            train_loss = total / n
-            val_loss = evaluate(model, (Xv, yv), loss=loss, batch_size=eval_batch_size, device=dev)[
-                "loss"
-            ]
             hist.epoch.append(epoch)
             hist.train_loss.append(train_loss)
             hist.val_loss.append(val_loss)
@@ -248,7 +340,7 @@ def train(
             if on_epoch is not None and on_epoch(epoch, train_loss, val_loss):
                 hist.stopped = "callback"
                 break
-            if since_best >= patience:
+            if since_best >= patience and epoch >= min_epochs:
                 hist.stopped = "early stopping"
                 break
             if max_seconds is not None and time.perf_counter() - start > max_seconds:
@@ -257,6 +349,7 @@ def train(
         else:
             hist.stopped = "max_epochs"
     model.load_state_dict(best_state)
+    model.to(memory_format=torch.contiguous_format)
     model.eval()
     hist.seconds = time.perf_counter() - start
     hist.samples_per_second = seen / train_time if train_time > 0 else 0.0
