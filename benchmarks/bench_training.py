@@ -1,67 +1,225 @@
-"""Training throughput of the task-1 EQ winner on 60 × 4 lattices (samples per second).
+"""Training throughput on one core: a plain PyTorch loop against ``qftml.training.train``.
 
-Measures one full training epoch (forward, backward, Adam step) of
-``qftml.training.train`` for several mini-batch sizes and torch thread counts, on the
-device ``pick_device()`` chooses (pass ``--device cpu`` to force the CPU). Each figure is
-the mean of ``--repeats`` epochs with the standard error over them.
+For the task-1 EQ winner on 60 × 4 and the task-3 EQ #1 winner on 8 × 8, at batch 100 (the
+source's), one thread. Each variant trains ``--epochs`` whole epochs, its validation pass
+(10 % of N_train) included, and reports samples per second; variants are interleaved in
+each of ``--repeats`` rounds, and the ratio to the plain loop of the same round is given as
+min / median / max over rounds (the machine may be shared: only ratios within one round are
+meaningful).
 
-    .venv/bin/python benchmarks/bench_training.py [--samples 4096] [--repeats 3]
+- ``plain``: Adam, the same architecture and weights built from PyTorch's own layers
+  (``nn.Conv2d(padding_mode="circular")``, i.e. ``from_spec`` before the no-copy padding),
+  ``loss.item()`` every step, validation in batches of 100.
+- ``train fp32``: ``train(...)`` with its defaults (bitwise the plain arithmetic).
+- ``train fp32 CL``: plus channels-last (changes the float32 rounding only).
+- ``train bf16``: bfloat16 autocast of the lattice layers, head in float32, without / with
+  channels-last (the default with bf16).
+
+FLOPs per sample: ``2 K^2 C_in C_out T X`` per convolution and ``2 n_in n_out`` per dense
+layer for the forward pass, times 3 for forward + backward (the backward pass computes the
+input and the weight gradients, each as costly as the forward pass). Peak of one core:
+``f × 16 fp32 lanes × 2 (FMA) × 2 FMA units`` with AVX-512 (two 512-bit FMA units, as on
+Xeon Scalable parts with AMX) and ``f × 1024`` bf16 FLOP per cycle with AMX-BF16 (Intel's
+figure per core); ``f`` is lscpu's "CPU max MHz" or, on a hypervisor that hides it, half
+its BogoMIPS. Both are upper bounds the small channel counts here cannot approach.
+
+The loss check trains the task-1 winner with the source's recipe (AdamW, amsgrad, lr 1e-2)
+on a synthetic stand-in of task 1 (integer link fields; targets the site averages
+``<k_t>`` and ``<l_s^2>/4``, smooth like ``n`` and ``|phi|^2``) for several seeds in fp32
+and in bf16, and compares the mean test MSE: difference in standard errors.
+
+    .venv/bin/python benchmarks/bench_training.py [--n-train 2000] [--epochs 2] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import copy
+import re
 import statistics
+import subprocess
 import time
 
 import torch
+from torch import nn
 
-from qftml.nets import published
-from qftml.training import pick_device, train
+from qftml.nets import PeriodicConv2d, published
+from qftml.training import evaluate, train
 
 
-def epoch_rate(X, y, batch_size, device, epochs):
-    model = published(1, "EQ").build(seed=0)
-    rates = []
-    for e in range(epochs + 1):  # the first epoch warms up (allocations, thread pool)
+def torch_layers(model):
+    """The same network and weights with PyTorch's circular ``nn.Conv2d``."""
+    ref = copy.deepcopy(model)
+    for i, m in enumerate(ref.net):
+        if isinstance(m, PeriodicConv2d):
+            c = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding="same",
+                          padding_mode="circular", bias=m.bias is not None)  # fmt: skip
+            c.load_state_dict(m.state_dict())
+            ref.net[i] = c
+    return ref
+
+
+def flops_per_sample(model, lattice) -> int:
+    """Forward + backward FLOPs of one sample (3 × the forward multiply-adds × 2)."""
+    shapes = model.check_lattice(lattice)
+    fwd = 0
+    for layer, shape in zip(model.layers, shapes, strict=True):
+        if layer.kind == "Conv":
+            _, t, x = shape
+            fwd += 2 * layer.kernel**2 * layer.n_in * layer.n_out * t * x
+        elif layer.kind == "Linear":
+            fwd += 2 * layer.n_in * layer.n_out
+    return 3 * fwd
+
+
+def core_peak() -> tuple[float, float, str]:
+    """(fp32 AVX-512 peak, bf16 AMX peak) in FLOP/s of one core, and how they were found."""
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    flags = set(re.search(r"Flags:\s*(.*)", out).group(1).split()) if "Flags" in out else set()
+    m = re.search(r"CPU max MHz:\s*([\d.]+)", out)
+    if m:
+        mhz, src = float(m.group(1)), "CPU max MHz"
+    else:
+        mhz, src = float(re.search(r"BogoMIPS:\s*([\d.]+)", out).group(1)) / 2, "BogoMIPS/2"
+    f = mhz * 1e6
+    lanes = 16 if "avx512f" in flags else 8
+    fp32 = f * lanes * 2 * 2
+    bf16 = f * 1024 if "amx_bf16" in flags else fp32
+    how = (f"f = {mhz:.0f} MHz ({src}); fp32 {lanes} lanes × 2 FMA × 2 units = "
+           f"{lanes * 4} FLOP/cycle; bf16 {'AMX 1024' if 'amx_bf16' in flags else 'as fp32'} "
+           f"FLOP/cycle")  # fmt: skip
+    return fp32, bf16, how
+
+
+def plain_epochs(model, X, y, Xv, yv, batch, epochs, opt, g):
+    """A plain PyTorch loop: Adam, ``.item()`` per step, validation in training batches."""
+    loss_fn = nn.MSELoss()
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(X), generator=g)
+        total = 0.0
+        for i in range(0, len(X), batch):
+            idx = perm[i : i + batch]
+            opt.zero_grad()
+            loss = loss_fn(model(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        model.eval()
+        with torch.no_grad():
+            val = sum(loss_fn(model(Xv[i : i + batch]), yv[i : i + batch]).item()
+                      for i in range(0, len(Xv), batch))  # fmt: skip
+    return total, val
+
+
+def synthetic(n, lattice, n_out, seed):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randint(-2, 3, (n, 4, *lattice), generator=g).float()
+    t = [X[:, 1].mean(dim=(-2, -1)), (X[:, 2] ** 2).mean(dim=(-2, -1)) / 4]
+    return X, torch.stack(t[:n_out], 1)
+
+
+VARIANTS = {
+    "train fp32": dict(precision="fp32", channels_last=False),
+    "train fp32 CL": dict(precision="fp32", channels_last=True),
+    "train bf16 (no CL)": dict(precision="bf16", channels_last=False),
+    "train bf16 CL": dict(precision="bf16", channels_last=True),
+}
+
+
+def speed(entry, lattice, n_train, epochs, repeats, batch, peaks):
+    n_out = entry.n_out
+    X, y = synthetic(n_train, lattice, n_out, 0)
+    Xv, yv = synthetic(max(n_train // 10, 1), lattice, n_out, 1)
+    base = entry.build(seed=0)
+    fl = flops_per_sample(base, lattice)
+    rates: dict[str, list[float]] = {"plain": [], **{k: [] for k in VARIANTS}}
+    g = torch.Generator().manual_seed(0)
+    for r in range(repeats + 1):  # round 0 warms up (allocations, oneDNN kernel choice)
+        m = torch_layers(base)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
         t0 = time.perf_counter()
-        train(model, (X, y), (X[:64], y[:64]), max_epochs=1, batch_size=batch_size,
-              seed=e, device=device)  # fmt: skip
+        plain_epochs(m, X, y, Xv, yv, batch, epochs, opt, g)
         dt = time.perf_counter() - t0
-        if e:
-            rates.append(len(X) / dt)
-    mean = statistics.fmean(rates)
-    sem = statistics.stdev(rates) / len(rates) ** 0.5 if len(rates) > 1 else float("nan")
-    return mean, sem
+        if r:
+            rates["plain"].append(epochs * n_train / dt)
+        for name, kw in VARIANTS.items():
+            m = copy.deepcopy(base)
+            t0 = time.perf_counter()
+            train(m, (X, y), (Xv, yv), loss="mse", batch_size=batch, max_epochs=epochs,
+                  patience=epochs + 1, lr=1e-3, seed=r, device="cpu", **kw)  # fmt: skip
+            dt = time.perf_counter() - t0
+            if r:
+                rates[name].append(epochs * n_train / dt)
+    print(f"\n{entry.name}: {base.n_params} parameters, lattice {lattice[0]} × {lattice[1]}, "
+          f"batch {batch}, N_train {n_train} (+{len(Xv)} validation), {epochs} epochs × "
+          f"{repeats} rounds, {fl / 1e6:.2f} MFLOP per sample (fwd + bwd)")  # fmt: skip
+    print(f"{'loop':>20} {'samples/s (median)':>19} {'ratio min/med/max':>20} "
+          f"{'GFLOP/s':>8} {'% of peak':>10}")  # fmt: skip
+    for name, rs in rates.items():
+        ratios = [a / b for a, b in zip(rs, rates["plain"], strict=True)]
+        med = statistics.median(rs)
+        peak = peaks[1] if "bf16" in name else peaks[0]
+        rat = f"{min(ratios):.2f}/{statistics.median(ratios):.2f}/{max(ratios):.2f}"
+        print(f"{name:>20} {med:>19.0f} {rat:>20} {med * fl / 1e9:>8.1f} "
+              f"{100 * med * fl / peak:>9.2f}%")  # fmt: skip
+    return rates
+
+
+def loss_agreement(seeds, n_train, n_test, epochs, batch):
+    """Test MSE of fp32 and bf16 training, mean ± s.e. over seeds, on synthetic task-1 data."""
+    entry = published(1, "EQ")
+    X, y = synthetic(n_train, entry.lattice, 2, 10)
+    Xv, yv = synthetic(n_train // 10, entry.lattice, 2, 11)
+    Xt, yt = synthetic(n_test, entry.lattice, 2, 12)
+    res = {"fp32": [], "bf16": []}
+    for s in range(seeds):
+        for prec in res:
+            m = entry.build(seed=s)
+            train(m, (X, y), (Xv, yv), batch_size=batch, optimizer="adamw", amsgrad=True,
+                  lr=1e-2, max_epochs=epochs, patience=epochs + 1, seed=s,
+                  precision=prec)  # fmt: skip
+            res[prec].append(evaluate(m, (Xt, yt))["loss"])  # evaluated in float32
+    print(
+        f"\ntest MSE after {epochs} epochs (AdamW amsgrad lr 1e-2, batch {batch}), "
+        f"N_train {n_train}, N_test {n_test}, {seeds} seeds, task-1 EQ winner, synthetic"
+    )
+    stats = {}
+    for prec, v in res.items():
+        mean, se = statistics.fmean(v), statistics.stdev(v) / len(v) ** 0.5
+        stats[prec] = (mean, se)
+        print(f"{prec:>6}: {mean:.3g} ± {se:.2g}   (seeds: {', '.join(f'{a:.3g}' for a in v)})")
+    diff = stats["bf16"][0] - stats["fp32"][0]
+    se = (stats["bf16"][1] ** 2 + stats["fp32"][1] ** 2) ** 0.5
+    z = diff / se if se > 0 else float("inf")
+    print(
+        f"bf16 - fp32 = {diff:.3g} ± {se:.2g}  ({z:+.2f} standard errors; "
+        f"{'indistinguishable' if abs(z) < 2 else 'distinguishable'} at 2 s.e.)"
+    )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--samples", type=int, default=4096)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n-train", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--device", default=None)
-    p.add_argument("--batch-sizes", type=int, nargs="*", default=[32, 128, 512])
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--seeds", type=int, default=4, help="seeds of the loss check (0: skip)")
+    p.add_argument("--loss-epochs", type=int, default=15)
+    p.add_argument("--loss-n-train", type=int, default=1000)
     args = p.parse_args()
-    device = pick_device(args.device)
-    g = torch.Generator().manual_seed(0)
-    X = torch.randint(-3, 4, (args.samples, 4, 4, 60), generator=g).float()  # N_t=4, N_x=60
-    y = torch.rand(args.samples, 2, generator=g)
-    cores = os.cpu_count()
-    threads = sorted({1, torch.get_num_threads()}) if device.type == "cpu" else [None]
-    print(f"task-1 EQ winner ({published(1, 'EQ').stated_params} parameters), 60 × 4 lattice")
-    print(f"device {device}, {platform.processor() or platform.machine()}, {cores} cores")
-    print(f"torch {torch.__version__}, default threads {torch.get_num_threads()}")
-    print(f"{'threads':>8} {'batch':>6} {'samples/s':>12} {'± s.e.':>8}")
-    default = torch.get_num_threads()
-    for n in threads:
-        if n is not None:
-            torch.set_num_threads(n)
-        for bs in args.batch_sizes:
-            mean, sem = epoch_rate(X, y, bs, device, args.repeats)
-            print(f"{n or '-':>8} {bs:>6} {mean:>12.0f} {sem:>8.0f}")
-    torch.set_num_threads(default)
+    torch.set_num_threads(1)
+    fp32, bf16, how = core_peak()
+    print(
+        f"torch {torch.__version__}, 1 thread, capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    print(f"peak of one core: {fp32 / 1e9:.0f} GFLOP/s fp32, {bf16 / 1e9:.0f} GFLOP/s bf16; {how}")
+    speed(published(1, "EQ"), (60, 4), args.n_train, args.epochs, args.repeats, args.batch,
+          (fp32, bf16))  # fmt: skip
+    speed(published(3, "EQ", 1), (8, 8), args.n_train, args.epochs, args.repeats, args.batch,
+          (fp32, bf16))  # fmt: skip
+    if args.seeds:
+        loss_agreement(args.seeds, args.loss_n_train, 2000, args.loss_epochs, args.batch)
 
 
 if __name__ == "__main__":

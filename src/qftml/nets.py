@@ -235,11 +235,14 @@ class _GlobalPool(nn.Module):
         self.mode = mode
 
     def forward(self, x):
+        # Low-precision inputs (bf16 autocast) are summed in float32 and give float32.
+        acc = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else None
         if self.mode == "GlobalAvgPool":
-            return x.mean(dim=(-2, -1))
+            return x.mean(dim=(-2, -1), dtype=acc)
         if self.mode == "GlobalSumPool":
-            return x.sum(dim=(-2, -1))
-        return x.amax(dim=(-2, -1))
+            return x.sum(dim=(-2, -1), dtype=acc)
+        out = x.amax(dim=(-2, -1))
+        return out if acc is None else out.to(acc)
 
     def extra_repr(self):
         return self.mode
@@ -266,8 +269,8 @@ class _CircularPad(torch.autograd.Function):
     The forward pass is ``F.pad(x, pad, mode="circular")``. The backward pass adds the
     gradient of each padded strip onto the sites it copies, in place on one clone of the
     interior, instead of autograd's chain of slice and copy-slice nodes (the profile of the
-    task-1 winner spent ~18 % of a step in those copies). The sums are the same: each site
-    receives its own gradient plus that of its periodic images.
+    task-1 winner spent ~18 % of a step in copies). The sums and their order are the same:
+    each site receives its own gradient plus those of its periodic images, rows first.
     """
 
     @staticmethod
@@ -278,18 +281,23 @@ class _CircularPad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         left, right, top, bottom = ctx.pad
-        t, x = g.shape[-2] - top - bottom, g.shape[-1] - left - right
-        # Fold the rows first (t padding), then the columns (x padding) of the folded result.
-        gt = g[..., top : top + t, :].clone()
-        if top:
-            gt[..., t - top :, :] += g[..., :top, :]
-        if bottom:
-            gt[..., :bottom, :] += g[..., top + t :, :]
-        gi = gt[..., :, left : left + x].clone() if (left or right) else gt
+        t, n = g.shape[-2] - top - bottom, g.shape[-1] - left - right
+
+        def fold_rows(h):  # (..., top + t + bottom, w) -> (..., t, w)
+            r = h[..., top : top + t, :].clone()
+            if top:
+                r[..., t - top :, :] += h[..., :top, :]
+            if bottom:
+                r[..., :bottom, :] += h[..., top + t :, :]
+            return r
+
+        # The rows are folded first, then the columns: the order of PyTorch's own circular
+        # padding backward, so the sums are bitwise the same.
+        gi = fold_rows(g[..., :, left : left + n])
         if left:
-            gi[..., :, x - left :] += gt[..., :, :left]
+            gi[..., :, n - left :] += fold_rows(g[..., :, :left])
         if right:
-            gi[..., :, :right] += gt[..., :, left + x :]
+            gi[..., :, :right] += fold_rows(g[..., :, left + n :])
         return gi, None
 
 
@@ -475,11 +483,12 @@ class SpecNet(nn.Module):
             self._admitted.add(lattice)
         if self._head < len(self.net) and torch.is_autocast_enabled(x.device.type):
             # Mixed precision (e.g. bf16 autocast on CPU): the convolutions run in low
-            # precision, the pooling over sites and the dense head in float32, so the
-            # output is not rounded to bf16's 8 significant bits.
+            # precision, the pooling over sites accumulates in float32, and the dense head
+            # runs in float32, so the output is not rounded to bf16's 8 significant bits.
             x = self.net[: self._head](x)
             with torch.autocast(x.device.type, enabled=False):
-                return self.net[self._head :](x.float())
+                x = self.net[self._head](x).float()
+                return self.net[self._head + 1 :](x)
         return self.net(x)
 
     def extra_repr(self) -> str:
