@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import re
 import statistics
 import subprocess
@@ -214,12 +215,17 @@ def main() -> None:
         f"torch {torch.__version__}, 1 thread, capability {torch.backends.cpu.get_cpu_capability()}"
     )
     print(f"peak of one core: {fp32 / 1e9:.0f} GFLOP/s fp32, {bf16 / 1e9:.0f} GFLOP/s bf16; {how}")
+    print(
+        f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+        "(a shared machine: compare ratios within one round, not absolute rates)"
+    )
     speed(published(1, "EQ"), (60, 4), args.n_train, args.epochs, args.repeats, args.batch,
           (fp32, bf16))  # fmt: skip
     speed(published(3, "EQ", 1), (8, 8), args.n_train, args.epochs, args.repeats, args.batch,
           (fp32, bf16))  # fmt: skip
     if args.seeds:
         loss_agreement(args.seeds, args.loss_n_train, 2000, args.loss_epochs, args.batch)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

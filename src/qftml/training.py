@@ -214,7 +214,8 @@ def _val_loss(model, Xv, yv, loss_fn, batch_size, amp) -> float:
     if len(Xv) <= batch_size:  # one batch: exactly the mean loss, as evaluate() gives it
         with torch.no_grad(), amp():
             return float(loss_fn(model(Xv).float(), yv))
-    total = torch.zeros((), dtype=torch.float64, device=Xv.device)
+    total = torch.zeros((), dtype=torch.float32 if Xv.device.type == "mps" else torch.float64,
+                        device=Xv.device)  # fmt: skip
     with torch.no_grad():
         for i in range(0, len(Xv), batch_size):
             with amp():
@@ -249,7 +250,7 @@ def train(
     precision: str = "fp32",
     channels_last: bool | None = None,
 ) -> History:
-    """Train ``model`` in place with Adam on mini-batches; return the :class:`History`.
+    """Train ``model`` in place with Adam (or AdamW) on mini-batches; return the History.
 
     After every epoch the validation loss is computed; training stops when it has not
     improved by more than ``min_delta`` for ``patience`` epochs, after ``max_epochs``, after
@@ -270,9 +271,9 @@ def train(
     head stays float32, see :class:`qftml.nets.SpecNet`); it changes the arithmetic, see
     ``benchmarks/bench_training.py`` for its effect on test losses. ``channels_last``
     (default: with bf16) stores activations as ``(N, T, X, C)``; in float32 it changes
-    only the rounding. The per-batch loss is
-    summed on the device (no host synchronisation per step) and the validation pass runs
-    in batches of ``eval_batch_size`` under the same precision.
+    only the rounding. The per-batch loss is summed on the device (no host synchronisation
+    per step) and the validation pass runs in batches of ``eval_batch_size`` under the same
+    precision.
     """
     for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs)):
         if int(value) < 1:
@@ -300,6 +301,7 @@ def train(
     X, Xv = X.contiguous(memory_format=fmt), Xv.to(dev).contiguous(memory_format=fmt)
     yv = yv.to(dev)
     amp = _autocast(dev, precision)
+    acc = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
     hist = History(device=str(dev))
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
@@ -311,7 +313,7 @@ def train(
             t0 = time.perf_counter()
             model.train()
             perm = torch.randperm(n, generator=gen).to(dev)
-            total = torch.zeros((), dtype=torch.float64, device=dev)  # no sync per step
+            total = torch.zeros((), dtype=acc, device=dev)  # no host sync per step
             for i in range(0, n, batch_size):
                 idx = perm[i : i + batch_size]
                 opt.zero_grad(set_to_none=True)
@@ -321,11 +323,11 @@ def train(
                 batch_loss = loss_fn(out.float(), y[idx])
                 batch_loss.backward()
                 opt.step()
-                total += batch_loss.detach() * len(idx)
-            train_loss = float(total) / n
-            val_loss = _val_loss(model, Xv, yv, loss_fn, eval_batch_size, amp)
+                total += batch_loss.detach().to(acc) * len(idx)
             train_time += time.perf_counter() - t0
             seen += n
+            train_loss = float(total) / n
+            val_loss = _val_loss(model, Xv, yv, loss_fn, eval_batch_size, amp)
             hist.epoch.append(epoch)
             hist.train_loss.append(train_loss)
             hist.val_loss.append(val_loss)
