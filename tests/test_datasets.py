@@ -377,7 +377,7 @@ def small_taskdata():
 
 def test_taskdata_cuts_and_tensors():
     d = small_taskdata()
-    assert len(d) == 6 and d.target_names == ("n_violations",)
+    assert len(d) == 6 and d.target_names == ("n_worms",)
     x, y = d.xy
     assert tuple(x.shape) == (6, 4, 4, 4) and tuple(y.shape) == (6, 1)
     sub = d.where(eta=4.25, mu=1.0)

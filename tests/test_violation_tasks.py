@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from qftml import datasets as ds
 from qftml import nets
 from qftml.datasets import encode, insert_worms
 from qftml.lattice import divergence, n_violations
@@ -59,16 +60,57 @@ def test_detector_classifies_every_configuration(lattice):
     assert (p[violated] > 1 - 1e-8).all()
 
 
-def test_counter_is_the_total_absolute_divergence():
-    k, l, rng = _valid(60, (8, 8), seed=2)
-    ins = insert_worms(k, np.arange(60) % 11, rng)
-    out = nets.flux_network("counter")(encode(ins.k, l))[:, 0].detach().double().numpy()
-    total = np.abs(divergence(ins.k)).sum(axis=(-2, -1))
-    np.testing.assert_allclose(out, total, rtol=1e-5)
-    single = np.abs(divergence(ins.k)).max(axis=(-2, -1)) <= 1
-    assert single.sum() > 30  # most labels are reached exactly ...
-    np.testing.assert_allclose(out[single], ins.n_violations[single], rtol=1e-5)
-    assert (total >= ins.n_violations).all()  # ... a site with |div| = 2 counts twice
+@pytest.mark.parametrize("lattice", [(8, 8), (5, 12), (32, 32)])
+def test_worms_never_share_an_end(lattice):
+    """W worms give exactly 2 W sites with |div k| = 1 and none with |div k| >= 2."""
+    k, _, rng = _valid(300, lattice, seed=5)
+    worms = np.arange(300) % 11
+    ins = insert_worms(k, worms, rng, length=(1, 3))  # short walks: ends are often close
+    absdiv = np.abs(divergence(ins.k))
+    assert absdiv.max() == 1
+    np.testing.assert_array_equal(absdiv.sum(axis=(-2, -1)), 2 * worms)
+    np.testing.assert_array_equal(ins.n_violations, 2 * worms)
+    np.testing.assert_array_equal(ins.n_worms, worms)
+
+
+def test_worm_ends_avoid_sites_that_already_violate():
+    """On an input that already violates at two sites, no end lands there and the old
+    divergence is kept: div(out) = div(in) + the worms' ends, with |div| <= 1 throughout."""
+    k, _, rng = _valid(200, (4, 4), seed=6)
+    k[:, 0, 0, 0] += 1  # a source at (0, 0) and a sink at (0, 1)
+    before = divergence(k)
+    ins = insert_worms(k, 6, rng, length=(1, 2))  # 12 of the 14 free sites
+    after = divergence(ins.k)
+    assert np.abs(after).max() == 1
+    np.testing.assert_array_equal(after[:, 0, :2], before[:, 0, :2])
+    np.testing.assert_array_equal(after - before, ds.endpoint_divergence(ins, after.shape))
+    with pytest.raises(ValueError, match="8 worms need 16 free sites.*has 14"):
+        insert_worms(k, 8, rng)
+
+
+def test_counter_counts_the_worms():
+    """The hand-set bias-free counter outputs sum_x |div k| / 2 = W on every configuration."""
+    k, l, rng = _valid(66, (8, 8), seed=2)
+    worms = np.arange(66) % 11
+    ins = insert_worms(k, worms, rng)
+    counter = nets.flux_network("counter", dtype=torch.float64)
+    out = counter(encode(ins.k, l).double())[:, 0].detach().numpy()
+    np.testing.assert_allclose(out, worms, rtol=0, atol=1e-12)
+    assert nets.is_extensive(counter)
+    assert not any(name.endswith("bias") for name, _ in counter.named_parameters())
+
+
+def test_counter_has_zero_loss_on_every_test_combination():
+    """4 lattices x 11 worm counts (the three eta and mu only change the valid background,
+    which the counter sees as div k = 0): the MSE against the worm count is zero up to
+    round-off (double precision)."""
+    counter = nets.flux_network("counter", dtype=torch.float64)
+    for lattice in [(8, 8), (16, 16), (32, 32), (64, 64)]:
+        k, l, rng = _valid(22, lattice, seed=7)
+        worms = np.arange(22) % 11
+        ins = insert_worms(k, worms, rng)
+        out = counter(encode(ins.k, l).double())[:, 0].detach().numpy()
+        assert np.mean((out - worms) ** 2) < 1e-24, lattice
 
 
 def test_flux_network_rejects_bad_input():
@@ -148,10 +190,29 @@ def test_separated_violations_add_up_only_with_a_linear_head(entry):
 
 def test_is_extensive():
     assert nets.is_extensive("Conv*(2x2, 4, 2) LeakyReLU GlobalSumPool Linear*(2, 1)")
-    assert nets.is_extensive("Conv(3x3, 4, 1) LeakyReLU GlobalSumPool")
+    assert nets.is_extensive("Conv*(3x3, 4, 1) LeakyReLU GlobalSumPool")
+    assert not nets.is_extensive("Conv(3x3, 4, 1) LeakyReLU GlobalSumPool")  # conv bias
+    assert not nets.is_extensive("Conv*(3x3, 4, 1) Sigmoid GlobalSumPool")  # sigmoid(0) = 1/2
     assert not nets.is_extensive("Conv(2x2, 4, 2) LeakyReLU GlobalSumPool Linear(2, 1)")
     assert not nets.is_extensive("Conv(2x2, 4, 2) GlobalSumPool Linear*(2, 2) LeakyReLU")
     assert not nets.is_extensive("Conv(2x2, 4, 2) LeakyReLU GlobalAvgPool Linear*(2, 1)")
     assert [e.rank for e in nets.PUBLISHED if e.task == 3 and nets.is_extensive(e.spec)] == [
         1, 2, 3, 2  # EQ 1-3 and ST 2
     ]  # fmt: skip
+
+
+def test_is_extensive_matches_additivity_on_a_constructed_input():
+    """A conv bias before the sum adds a constant per site: f(A + B) - f(A) - f(B) = -f(0) != 0,
+    and is_extensive says so; the same network without the bias adds up exactly."""
+    lattice = (16, 32)
+    a = _short_worm(lattice, 4, 4, 0, 1)
+    b = _short_worm(lattice, 10, 20, 1, -1)
+    for spec in ("Conv(2x2, 4, 3) LeakyReLU GlobalSumPool Linear*(3, 1)",
+                 "Conv*(2x2, 4, 3) LeakyReLU GlobalSumPool Linear*(3, 1)"):  # fmt: skip
+        model = nets.from_spec(spec, seed=1).double()
+        if model.net[0].bias is not None:
+            with torch.no_grad():
+                model.net[0].bias.fill_(0.3)
+        with torch.no_grad():
+            gap = (model(a + b) - model(a) - model(b)).abs().item()
+        assert nets.is_extensive(spec) == (gap < 1e-12), (spec, gap)

@@ -807,7 +807,9 @@ def divergence_kernel() -> torch.Tensor:
     return w
 
 
-def flux_network(kind: str, *, sharpness: float = 20.0) -> SpecNet:
+def flux_network(
+    kind: str, *, sharpness: float = 20.0, dtype: torch.dtype = torch.float32
+) -> SpecNet:
     """A hand-set EQ network that solves task 2 (``"detector"``) or task 3 (``"counter"``).
 
     Both start with ``Conv*(2x2, 4, 2)`` holding ``+div k`` and ``-div k``
@@ -819,8 +821,10 @@ def flux_network(kind: str, *, sharpness: float = 20.0) -> SpecNet:
       and one with ``div <= -1``: ``m_+ + m_- >= 2``, while a valid one has ``m_± = 0``. The
       output is ``sigmoid(-sharpness)`` or at least ``sigmoid(sharpness)``, on every lattice.
     - ``"counter"``: ``GlobalSumPool Linear*(2, 1)``, bias-free, with output
-      ``sum_x |div k(x)|`` (``LeakyReLU(d) + LeakyReLU(-d) = (1 - a)|d|``). That is the number
-      of violating sites whenever no site has ``|div| >= 2``.
+      ``sum_x |div k(x)| / 2``, using ``|d| = (LeakyReLU(d) + LeakyReLU(-d)) / (1 - a)``.
+      Worms never share an end (:func:`qftml.datasets.insert_worms`), so a configuration
+      with ``W`` worms has ``2 W`` sites with ``|div k| = 1``: the output is ``W``, the
+      label of task 3, on every lattice (exactly up to round-off in ``dtype``).
     """
     if kind == "detector":
         model = from_spec("Conv*(2x2, 4, 2) LeakyReLU GlobalMaxPool Linear(2, 1) Sigmoid")
@@ -830,6 +834,7 @@ def flux_network(kind: str, *, sharpness: float = 20.0) -> SpecNet:
         raise ValueError(f"unknown flux network {kind!r}; choose 'detector' or 'counter'")
     if not sharpness > 0:
         raise ValueError(f"sharpness must be positive; got {sharpness}")
+    model = model.to(dtype)  # weights set in this precision (1 / (1 - a) is not exact)
     conv, act, _, lin = list(model.net)[:4]
     with torch.no_grad():
         w = divergence_kernel()[0]
@@ -838,7 +843,7 @@ def flux_network(kind: str, *, sharpness: float = 20.0) -> SpecNet:
             lin.weight.fill_(sharpness)
             lin.bias.fill_(-sharpness)
         else:
-            lin.weight.fill_(1.0 / (1.0 - act.negative_slope))
+            lin.weight.fill_(0.5 / (1.0 - act.negative_slope))
     return model.eval()
 
 
@@ -846,16 +851,21 @@ def is_extensive(spec: str | list[Layer] | SpecNet) -> bool:
     """True if the output is a sum over the lattice of one local function of the input.
 
     That holds when a ``GlobalSumPool`` is followed only by bias-free ``Linear`` layers (a
-    linear head) and no ``Flatten`` precedes it. Then regions farther apart than the receptive
-    field contribute independently, ``f(A + B) = f(A) + f(B)`` on an empty background, which
-    is what a count of local defects needs. An activation or a bias after the sum breaks the
-    additivity (a bias-free nonlinear head still scales under tiling, by homogeneity, but does
-    not add); a Flatten ties the network to one lattice.
+    linear head), no ``Flatten`` precedes it, and the local function vanishes on an empty
+    background: every ``Conv`` before the sum is bias-free and no ``Sigmoid`` (``!= 0`` at 0)
+    precedes it (a bias, or sigmoid(0) = 1/2, adds a constant per site, so the output grows
+    with the volume at zero input). Then regions farther apart than the receptive field
+    contribute independently, ``f(A + B) = f(A) + f(B)`` on an empty background, which is
+    what a count of local defects needs. An activation or a bias after the sum breaks the
+    additivity (a bias-free nonlinear head still scales under tiling, by homogeneity, but
+    does not add); a Flatten ties the network to one lattice.
     """
     layers = spec.layers if isinstance(spec, SpecNet) else spec
     layers = parse_spec(layers) if isinstance(layers, str) else layers
     kinds = [la.kind for la in layers]
     if "GlobalSumPool" not in kinds or "Flatten" in kinds:
         return False
-    head = layers[kinds.index("GlobalSumPool") + 1 :]
-    return all(la.kind == "Linear" and not la.bias for la in head)
+    i = kinds.index("GlobalSumPool")
+    body, head = layers[:i], layers[i + 1 :]
+    local_ok = all(not (la.kind in _WEIGHTED and la.bias) and la.kind != "Sigmoid" for la in body)
+    return local_ok and all(la.kind == "Linear" and not la.bias for la in head)

@@ -43,7 +43,7 @@ from .encoding import encode
 from .jobs import SPLITS, Job, dataset_params, datasets_dir, jobs_for, normalize_task
 
 #: Targets per task: the columns of ``TaskData.y``.
-TARGETS = {1: ("n", "phi2"), 2: ("label",), 3: ("n_violations",)}
+TARGETS = {1: ("n", "phi2"), 2: ("label",), 3: ("n_worms",)}
 
 
 def n_processes(jobs: int | None, profile: str | None = None) -> int:
@@ -161,7 +161,7 @@ class TaskData:
     task, split, lattice : what was loaded (``lattice`` as ``"NTxNX"``).
     k, l : integer arrays ``(N, 2, N_t, N_x)`` (direction 0 = space, 1 = time).
     targets : float64 ``(N, n_out)``; columns :attr:`target_names`: task 1 ``(n, phi2)``,
-        task 2 ``(label,)`` (1 = flux violated), task 3 ``(n_violations,)``.
+        task 2 ``(label,)`` (1 = flux violated), task 3 ``(n_worms,)`` (= ``sum_x |div k| / 2``).
     meta : per-sample arrays ``eta``, ``lam``, ``mu``, ``n`` and ``phi2`` (observables of
         the valid configuration), and for tasks 2/3 ``n_worms`` and ``n_violations``.
     files : the HDF5 files read; ``attrs`` their provenance attributes (seed, ``tau_int``,
@@ -340,7 +340,7 @@ def load_task2(profile="ci", split="train", lattice=None, **kw) -> TaskData:
 
 
 def load_task3(profile="ci", split="train", lattice=None, **kw) -> TaskData:
-    """Task 3 (counting): configurations with ``n_worms`` open worms; ``y`` = the number of
-    sites with nonzero divergence (``meta['n_worms']`` holds the worm count); see
-    :func:`load`."""
+    """Task 3 (counting): configurations with ``n_worms`` open worms whose ends never share a
+    site; ``y`` = the number of worms, ``sum_x |div k (x)| / 2`` (``meta['n_violations']``
+    = ``2 n_worms`` sites with ``|div k| = 1``); see :func:`load`."""
     return load(3, profile, split, lattice, **kw)

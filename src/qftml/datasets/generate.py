@@ -117,16 +117,12 @@ def generate(job: Job) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             worms = np.tile(np.asarray(job.worms, dtype=np.int64), job.n)
         ins = insert_worms(k, worms, rng, length=job.worm_length)
         if job.task == 2:
-            # several worms may (rarely) cancel each other's ends: redraw those until violated
-            for _ in range(100):
-                redo = np.flatnonzero(violated & (ins.n_violations == 0))
-                if not len(redo):
-                    break
-                again = insert_worms(k[redo], worms[redo], rng, length=job.worm_length)
-                ins.k[redo], ins.n_violations[redo] = again.k, again.n_violations
             arrays["label"] = (ins.n_violations > 0).astype(np.int8)
             if not np.array_equal(arrays["label"], violated.astype(np.int8)):
                 raise RuntimeError(f"{job}: could not create a violated configuration")
+        absdiv = np.abs(lattice.divergence(ins.k))
+        if absdiv.max(initial=0) > 1 or not np.array_equal(absdiv.sum(axis=(-2, -1)), 2 * worms):
+            raise RuntimeError(f"{job}: worms share an end (|div k| != 1 at 2 W sites)")
         arrays["k"] = compact_int(ins.k)
         arrays["n_worms"] = worms.astype(np.int16)
         arrays["n_violations"] = ins.n_violations.astype(np.int32)
