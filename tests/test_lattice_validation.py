@@ -50,9 +50,10 @@ def test_silver_blaze_below_onset():
     """
     e0 = sample(60, 4, 4.01, 1.0, 0.0, 3000, seed=21, n_therm=300)
     e1 = sample(60, 4, 4.01, 1.0, 0.6, 3000, seed=22, n_therm=300)
-    r = autocorrelation(e1.n)
-    assert abs(r["mean"]) <= N_SIGMA * r["error"]  # (all zero here: 0 <= 0)
-    assert np.mean(e1.n != 0) < 0.01
+    # n is exactly zero in (almost) every configuration, so its Gamma error is 0 and a
+    # mean-within-sigma check would read 0 <= 0: test the fraction of charged ones instead
+    charged = np.mean(e1.n != 0)
+    assert charged < 0.01, charged
     a, b = autocorrelation(e0.phi2), autocorrelation(e1.phi2)
     assert abs(a["mean"] - b["mean"]) < N_SIGMA * np.hypot(a["error"], b["error"]), (a, b)
     # well above the onset the density is clearly nonzero

@@ -207,14 +207,18 @@ def test_connected_four_point_mc_matches_exact(arch, x, kw):
 
 def test_m4_mc_matches_exact_and_scales_like_one_over_n():
     x = X1
+    ests = {}
     for width in (2, 8):
         f = ensemble_outputs("relu", width, x, 300_000, seed=22)
-        est = m_n(f, 4, nngp_kernel("relu", x))
+        ests[width] = est = m_n(f, 4, nngp_kernel("relu", x))
         exact = exact_m_n("relu", x, 4, width)
         assert abs(est.value - exact) < 4 * est.error
-    # exact one-hidden-layer deviation: G4 - G4_GP = kappa_4 is exactly ~ 1/N
-    e = [exact_m_n("relu", x, 4, n) for n in (10, 100, 1000)]
-    assert e[0] / e[1] == pytest.approx(10) and e[1] / e[2] == pytest.approx(10)
+    # one hidden layer: G4 - G4_GP = kappa_4 ~ 1/N, so the *sampled* m4 at N = 2 is four
+    # times that at N = 8, within 4 standard errors of the ratio (resolved: error < 1)
+    a, b = ests[2], ests[8]
+    ratio = a.value / b.value
+    err = abs(ratio) * math.hypot(a.error / a.value, b.error / b.value)
+    assert err < 1 and abs(ratio - 4) < 4 * err, (ratio, err)
 
 
 def test_deviations_with_measured_kernel_is_consistent():
