@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import keys
+from ..lattice.worm import check_parameters
 from ..paths import data_dir
 from ..profiles import notebook_params
 from .storage import FORMAT
@@ -77,6 +78,16 @@ def _num(value: float) -> float:
     return float(np.round(float(value), 10))
 
 
+def _name(value: float) -> str:
+    """``value`` in a file name: short (``%g``) where that reads back exactly, else ``repr``.
+
+    Either form reads back as the canonical value, so distinct points never share a name.
+    """
+    v = _num(value)
+    short = f"{v:g}"
+    return short if float(short) == v else repr(v)
+
+
 @dataclass(frozen=True)
 class Job:
     """One dataset file: see the module docstring.
@@ -109,6 +120,10 @@ class Job:
             raise ValueError(f"n must be a positive number of configurations; got {self.n!r}")
         if self.task == 2 and self.n % 2:
             raise ValueError(f"task 2 needs an even n (balanced labels); got {self.n}")
+        try:  # refuse a divergent or overflowing point before any work is scheduled
+            check_parameters(self.nt, self.nx, self.eta, self.lam, self.mu)
+        except ValueError as exc:
+            raise ValueError(f"task {self.task} {self.split} {self.lattice}: {exc}") from None
 
     @property
     def lattice(self) -> str:
@@ -154,7 +169,7 @@ class Job:
         return keys.digest(payload)
 
     def relpath(self) -> Path:
-        name = f"eta{_num(self.eta):g}_mu{_num(self.mu):g}.h5"
+        name = f"eta{_name(self.eta)}_mu{_name(self.mu)}.h5"
         return Path(self.profile, f"task{self.task}", self.split, self.lattice, name)
 
     def path(self, root: Path | None = None) -> Path:

@@ -10,7 +10,8 @@ package version). Two attributes are written last and make a file *complete*:
 - ``checksum``: SHA-256 of every array (name, dtype, shape, bytes) and every attribute. A
   file whose recomputed checksum differs, or that HDF5 cannot read, is *corrupt*.
 
-Writes go to ``<name>.tmp-<pid>`` and are renamed with :func:`os.replace` only once
+Writes go to ``<name>.tmp-<pid>@<host>.<token>`` (:func:`qftml.processes.temporary_path`)
+and are renamed with :func:`os.replace` only once
 complete, so an interrupted run never leaves a file under the final name. Datasets are
 written without HDF5 timestamps (``track_times=False``), so the same data give the same
 bytes.
@@ -22,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,12 +32,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..processes import pid_alive
+from ..processes import STALE_AGE, temporary_path, writer_gone
 
 #: Storage format tag, part of every content key and stored in every file.
 FORMAT = "qftml.datasets/1"
-
-_TMP = re.compile(r"\.tmp-(\d+)$")
 
 
 class DatasetFileError(RuntimeError):
@@ -130,7 +128,7 @@ def write(
         if name in attrs:
             raise ValueError(f"attribute name {name!r} is reserved")
     attrs = {**attrs, "format": FORMAT}
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=True) as f:
             for name in sorted(arrays):
@@ -191,18 +189,19 @@ def read(
     return arrays, raw_attrs
 
 
-def clean_temporaries(folder: str | Path) -> list[Path]:
-    """Delete ``*.tmp-<pid>`` files in ``folder`` (recursively) whose writer is not running."""
+def clean_temporaries(folder: str | Path, *, max_age: float = STALE_AGE) -> list[Path]:
+    """Delete the abandoned temporaries in ``folder`` (recursively); return them.
+
+    A temporary is abandoned when its writer ran on this host and is gone, or when it is
+    older than ``max_age`` seconds (:func:`qftml.processes.writer_gone`): a live write of
+    another host sharing the folder is left alone.
+    """
     removed = []
     folder = Path(folder)
     if not folder.exists():
         return removed
     for tmp in folder.rglob("*.tmp-*"):
-        match = _TMP.search(tmp.name)
-        if not match:
-            continue
-        pid = int(match.group(1))
-        if pid != os.getpid() and pid_alive(pid):
+        if not writer_gone(tmp, max_age=max_age):
             continue
         with contextlib.suppress(OSError):
             tmp.unlink()

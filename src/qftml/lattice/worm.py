@@ -314,14 +314,31 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+#: Largest |mu|: the chain uses e^{+-mu}, which overflows a double beyond log(max float).
+MU_MAX = math.log(np.finfo(float).max)
+
+
 def check_parameters(nt, nx, eta, lam, mu) -> tuple[int, int, float, float, float]:
-    """Validate the lattice and couplings (clear ``ValueError`` naming the bad value)."""
+    """Validate the lattice and couplings (clear ``ValueError`` naming the bad value).
+
+    At ``lam = 0`` the action is the quadratic form of :mod:`qftml.lattice.free`, bounded
+    below only for ``eta > 2 + 2 cosh(mu)``; other free theories have no ensemble to sample.
+    """
     nt = _check_int("nt", nt, 2)
     nx = _check_int("nx", nx, 2)
     eta, lam = check_couplings(eta, lam)
     mu_f = float(mu)
     if not math.isfinite(mu_f):
         raise ValueError(f"mu must be finite; got mu={mu!r}")
+    if abs(mu_f) >= MU_MAX:
+        raise ValueError(f"|mu| must be < {MU_MAX:.6g} (e^mu overflows a float); got mu={mu!r}")
+    if lam == 0.0:
+        bound = 2.0 + 2.0 * math.cosh(mu_f)
+        if not eta > bound:
+            raise ValueError(
+                f"the free field (lam = 0) diverges unless eta > 2 + 2 cosh(mu) = {bound:.6g}: "
+                f"no ground state, Z is infinite; got eta={eta!r}, mu={mu!r}"
+            )
     return nt, nx, eta, lam, mu_f
 
 
