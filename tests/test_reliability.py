@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 
 from qftml import datasets as ds
-from qftml import processes
+from qftml import processes, training
 from qftml.datasets import storage
 from qftml.lattice import sample
+from qftml.nets import from_spec
 
 # ----------------------------------------------------------------------------- 1: divergent theory
 
@@ -84,3 +87,49 @@ def test_temporary_names_carry_host_and_process(tmp_path):
     a, b = processes.temporary_path(tmp_path / "x"), processes.temporary_path(tmp_path / "x")
     assert a != b and f"-{os.getpid()}@{processes.hostname()}." in a.name
     assert processes.is_temporary(a) and not processes.writer_gone(a)
+
+
+# ----------------------------------------------------------------------------- 5: non-finite data
+
+SMALL = "Conv(1x1, 4, 2) GlobalAvgPool"
+
+
+def _tiny(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randint(-2, 3, (n, 4, 4, 4), generator=g)
+    return X, (X[:, :2] ** 2).float().mean(dim=(-2, -1))
+
+
+@pytest.mark.parametrize("where", ["train X", "val y"])
+def test_training_on_non_finite_data_is_refused(where):
+    X, y = _tiny()[0].float(), _tiny()[1]
+    Xv, yv = _tiny(seed=1)[0].float(), _tiny(seed=1)[1]
+    if where == "train X":
+        X[5, 0, 1, 1] = math.nan
+        match = r"train_data: 1 non-finite .* inputs X, in 1 samples \(first: sample 5\)"
+    else:
+        yv[3, 1] = math.inf
+        match = r"val_data: 1 non-finite .* targets y, in 1 samples \(first: sample 3\)"
+    with pytest.raises(ValueError, match=match):
+        training.train(from_spec(SMALL, seed=0), (X, y), (Xv, yv), max_epochs=2)
+
+
+def test_a_loss_that_becomes_non_finite_stops_training():
+    with pytest.raises(FloatingPointError, match="non-finite in epoch 1"):
+        training.train(
+            from_spec(SMALL, seed=0), _tiny(), _tiny(seed=1), max_epochs=3,
+            transform=lambda x: x * math.nan,
+        )  # fmt: skip
+
+
+def test_integer_and_float64_inputs_are_accepted_and_complex_refused():
+    X, y = _tiny()
+    model = from_spec(SMALL, seed=0)
+    ref = training.predict(model, X.float())
+    for variant in (X, X.double(), X.numpy(), X.numpy().astype("int8")):
+        assert torch.equal(training.predict(model, variant), ref)
+    hist = training.train(from_spec(SMALL, seed=0), (X, y.double()), (X.double(), y), max_epochs=1)
+    assert math.isfinite(hist.best_val_loss)
+    for bad in (training.predict, lambda m, x: training.train(m, (x, y), (X, y))):
+        with pytest.raises(TypeError, match="X must be real; got complex"):
+            bad(model, X.to(torch.complex64))

@@ -349,16 +349,19 @@ def _objective(cfg: _Config, study: optuna.Study, trial: optuna.Trial) -> float:
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
-    hist = train(
-        model,
-        cfg.data["train"],
-        cfg.data["val"],
-        loss=cfg.task.loss,
-        **{**cfg.budget.train_kwargs(), "lr": lr},
-        seed=cfg.seed + trial.number,
-        on_epoch=report,
-        desc=f"trial {trial.number}",
-    )
+    try:
+        hist = train(
+            model,
+            cfg.data["train"],
+            cfg.data["val"],
+            loss=cfg.task.loss,
+            **{**cfg.budget.train_kwargs(), "lr": lr},
+            seed=cfg.seed + trial.number,
+            on_epoch=report,
+            desc=f"trial {trial.number}",
+        )
+    except FloatingPointError as exc:  # a diverging network is a bad architecture
+        raise optuna.TrialPruned(str(exc)) from None
     if not math.isfinite(hist.best_val_loss):
         raise optuna.TrialPruned("the validation loss is not finite")
     trial.set_user_attr("best_epoch", hist.best_epoch)

@@ -90,6 +90,19 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def _real(name: str, a) -> torch.Tensor:
+    """``a`` as a tensor of real numbers (any integer or float dtype; cast later to float32).
+
+    Complex values (whose imaginary part a cast would drop) and non-numbers are refused."""
+    try:
+        t = a if torch.is_tensor(a) else torch.as_tensor(np.asarray(a))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must be an array of real numbers; {exc}") from None
+    if t.is_complex():
+        raise TypeError(f"{name} must be real; got complex dtype {t.dtype}")
+    return t
+
+
 def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
     """``(X, y)`` as float32 CPU tensors, ``y`` with shape ``(N, n_out)``.
 
@@ -102,7 +115,7 @@ def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
         X = torch.stack([torch.as_tensor(x) for x, _ in items])
         y = torch.stack([torch.as_tensor(t).reshape(-1) for _, t in items])
     elif isinstance(data, tuple | list) and len(data) == 2:
-        X, y = (torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a) for a in data)
+        X, y = _real("X", data[0]), _real("y", data[1])
     else:
         raise TypeError(
             f"data must be an (X, y) pair or a torch Dataset; got {type(data).__name__}"
@@ -224,6 +237,18 @@ def _val_loss(model, Xv, yv, loss_fn, batch_size, amp) -> float:
     return float(total) / len(Xv)
 
 
+def _check_finite(name: str, X: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse NaN/inf in inputs or targets: they make every loss NaN and nothing is learned."""
+    for part, t in (("inputs X", X), ("targets y", y)):
+        bad = ~torch.isfinite(t)
+        if bad.any():
+            rows = torch.nonzero(bad.reshape(len(t), -1).any(dim=1)).flatten()
+            raise ValueError(
+                f"{name}: {int(bad.sum())} non-finite (NaN or inf) values in the {part}, "
+                f"in {len(rows)} samples (first: sample {int(rows[0])})"
+            )
+
+
 def train(
     model: nn.Module,
     train_data,
@@ -290,6 +315,8 @@ def train(
     dev = pick_device(device)
     X, y = as_tensors(train_data)
     Xv, yv = as_tensors(val_data)
+    _check_finite("train_data", X, y)
+    _check_finite("val_data", Xv, yv)
     model.to(dev)
     X, y = X.to(dev), y.to(dev)
     _check_output(model, X, y, loss)
@@ -328,6 +355,11 @@ def train(
             seen += n
             train_loss = float(total) / n
             val_loss = _val_loss(model, Xv, yv, loss_fn, eval_batch_size, amp)
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                raise FloatingPointError(
+                    f"the loss became non-finite in epoch {epoch} (train {train_loss}, "
+                    f"validation {val_loss}): lower the learning rate or check the data"
+                )
             hist.epoch.append(epoch)
             hist.train_loss.append(train_loss)
             hist.val_loss.append(val_loss)
@@ -363,7 +395,7 @@ def predict(
 ) -> torch.Tensor:
     """Model outputs for every row of ``X`` (batched, no gradients), as a CPU tensor."""
     dev = pick_device(device)
-    X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X).float()
+    X = _real("X", X).float()
     model.to(dev)
     was_training = model.training
     model.eval()
