@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from qftml import datasets as ds
-from qftml import processes, training
+from qftml import experiments, processes, training
 from qftml.datasets import storage
 from qftml.lattice import sample
 from qftml.nets import from_spec
+from qftml.search import Budget, Task
 
 # ----------------------------------------------------------------------------- 1: divergent theory
 
@@ -133,3 +134,71 @@ def test_integer_and_float64_inputs_are_accepted_and_complex_refused():
     for bad in (training.predict, lambda m, x: training.train(m, (x, y), (X, y))):
         with pytest.raises(TypeError, match="X must be real; got complex"):
             bad(model, X.to(torch.complex64))
+
+
+# ----------------------------------------------------------------------------- 6, 7: model cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("QFTML_DATA", str(tmp_path))
+    task, budget = Task(n_out=2, lattice=(4, 4)), Budget(max_epochs=2, patience=2)
+    return {"task": task, "budget": budget, "train_data": _tiny(), "val_data": _tiny(seed=1)}
+
+
+def _instance(cache, **kw):
+    return experiments.train_instance(SMALL, **cache, seed=3, **kw)
+
+
+def test_truncated_model_file_is_retrained_with_a_message(cache):
+    first = _instance(cache)
+    data = first.path.read_bytes()
+    first.path.write_bytes(data[: len(data) // 2])
+    with pytest.warns(RuntimeWarning, match=f"retraining {first.path} \\(unreadable"):
+        again = _instance(cache)
+    assert not again.cached
+    weights = [m.state_dict() for m in (first.model, training.load_model(again.path))]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # same seed
+    assert _instance(cache).cached
+
+
+def test_altered_weights_fail_the_checksum(cache):
+    first = _instance(cache)
+    record = torch.load(first.path, weights_only=True)
+    name = next(iter(record["state_dict"]))
+    record["state_dict"][name] += 1.0
+    torch.save(record, first.path)  # a valid file, but not what was trained
+    with pytest.warns(RuntimeWarning, match=f"retraining {first.path} \\(checksum mismatch"):
+        assert not _instance(cache).cached
+
+
+@pytest.mark.parametrize("damage", [lambda t: t[: len(t) // 2], lambda t: t.replace("0", "1")])
+def test_corrupt_evaluation_cache_is_re_evaluated(cache, damage):
+    inst = _instance(cache)
+    tests = {"test": _tiny(seed=2)}
+    fresh = experiments.evaluate_instance(inst, tests, task=cache["task"])
+    store = inst.path.with_suffix(".eval.json")
+    store.write_text(damage(store.read_text()))
+    with pytest.warns(RuntimeWarning, match=f"re-evaluating {store}"):
+        assert experiments.evaluate_instance(inst, tests, task=cache["task"]) == fresh
+    assert experiments.evaluate_instance(inst, tests, task=cache["task"]) == fresh  # repaired
+
+
+def test_two_writers_of_one_instance_do_not_collide(cache, monkeypatch):
+    """A second writer finishes the same instance while the first one is saving: with a
+    shared temporary the first one's rename found no file; now both land, the file is whole."""
+    real_save, calls = experiments.save_model, []
+
+    def save_and_interleave(path, *args, **kw):
+        real_save(path, *args, **kw)
+        calls.append(path)
+        if len(calls) == 1:  # the other writer runs now (here: the same call, re-entered)
+            assert not _instance(cache).cached
+
+    monkeypatch.setattr(experiments, "save_model", save_and_interleave)
+    inst = _instance(cache)
+    assert len(calls) == 2 and calls[0] != calls[1]
+    monkeypatch.setattr(experiments, "save_model", real_save)
+    assert _instance(cache).cached and [p.name for p in inst.path.parent.iterdir()] == [
+        inst.path.name
+    ]

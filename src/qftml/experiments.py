@@ -11,7 +11,11 @@ by the spread of its instances. This module runs such grids with
   (:func:`fingerprint`), the loss and budget, the augmentation, and the source of the code
   that builds and trains networks (:func:`code_digest`). Re-running a chapter after a change
   to a figure loads the models instead of retraining them; a change to any input trains
-  anew. Test losses are cached next to the model, keyed by the test data's content.
+  anew. Test losses are cached next to the model, keyed by the test data's content. Both
+  files carry a SHA-256 checksum of their content (the weights; the results) and are
+  written to a temporary unique to the writer, then renamed: a truncated or corrupt file is
+  reported by name and retrained (re-evaluated), and two processes training one instance
+  do not collide.
 - **Training-set sizes.** :func:`nested_subsets` draws the subsets of a training set once,
   nested (a larger set contains every smaller one) and, given per-sample groups (e.g. the
   chemical potential), balanced over the groups.
@@ -31,10 +35,13 @@ Nothing here is specific to one task: the task enters through :class:`qftml.sear
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import math
+import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +53,7 @@ from . import __version__, keys
 from .keys import fingerprint, normalized_source
 from .nets import SpecNet, from_spec
 from .paths import data_dir
+from .processes import temporary_path
 from .search import Budget, Task, run
 from .training import as_tensors, evaluate, load_model, predict, save_model, train
 
@@ -234,6 +242,64 @@ def instance_key(
     return keys.digest(payload)
 
 
+def _weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's weights (name, dtype, shape and bytes of every tensor)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        a = t.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(a.dtype).encode())
+        h.update(json.dumps(list(a.shape)).encode())
+        h.update(a.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _load_checked(path: Path) -> SpecNet | None:
+    """The cached model at ``path`` if it loads and matches its checksum, else ``None``
+    (with a warning naming the file: the caller retrains)."""
+    try:
+        model = load_model(path)
+        stored = (model.meta.get("extra") or {}).get("weights_sha256")
+        problem = None if stored == _weights_digest(model) else "checksum mismatch"
+    except Exception as exc:  # torch raises many types for a damaged zip/pickle
+        problem = f"unreadable: {type(exc).__name__}: {exc}"
+    if problem is None:
+        return model
+    warnings.warn(f"retraining {path} ({problem})", RuntimeWarning, stacklevel=3)
+    return None
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary unique to this writer, then rename it onto ``path``."""
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _results_digest(results: dict) -> str:
+    return hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
+
+
+def _load_results(store: Path) -> dict:
+    """Cached test results of ``store`` (``<key>.eval.json``) if intact, else ``{}`` (with a
+    warning naming the file: the caller re-evaluates)."""
+    try:
+        record = json.loads(store.read_text())
+        results = record["results"]
+        if record.get("checksum") != _results_digest(results):
+            raise ValueError("checksum mismatch")
+        return results
+    except Exception as exc:  # truncated, not JSON, old layout, altered
+        warnings.warn(
+            f"re-evaluating {store} ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3
+        )
+        return {}
+
+
 def train_instance(
     spec: str,
     train_data,
@@ -256,8 +322,8 @@ def train_instance(
     key = instance_key(spec, seed, fingerprint(X, y, Xv, yv), task, budget, augment)
     path = cache_dir() / f"{key}.pt"
     aug_name = augment or "none"
-    if cache and path.exists():
-        model = load_model(path)
+    model = _load_checked(path) if cache and path.exists() else None
+    if model is not None:
         return Instance(
             key, path, model.spec, model.family, int(seed), len(X), aug_name,
             model.meta.get("history") or {}, True, model,
@@ -276,9 +342,14 @@ def train_instance(
     )
     model.cpu()
     if cache:
-        tmp = path.with_suffix(".tmp")
-        save_model(tmp, model, seed=int(seed), history=hist, n_train=len(X), augment=aug_name)
-        tmp.replace(path)  # atomic: a killed run leaves no half-written model behind
+        digest = _weights_digest(model)
+        _write_atomic(  # a killed run leaves no half-written model behind
+            path,
+            lambda tmp: save_model(
+                tmp, model, seed=int(seed), history=hist, n_train=len(X), augment=aug_name,
+                weights_sha256=digest,
+            ),
+        )  # fmt: skip
     return Instance(
         key, path, model.spec, model.family, int(seed), len(X), aug_name, hist.to_dict(), False,
         model,
@@ -294,7 +365,7 @@ def evaluate_instance(
     ``{"loss": nan}``. Results are cached in ``<key>.eval.json`` by the test data's content.
     """
     store = inst.path.with_suffix(".eval.json")
-    known = json.loads(store.read_text()) if cache and store.exists() else {}
+    known = _load_results(store) if cache and store.exists() else {}
     out, changed = {}, False
     for name, data in tests.items():
         X, y = as_tensors(data)
@@ -309,9 +380,8 @@ def evaluate_instance(
             changed = True
         out[name] = known[tkey]
     if cache and changed:
-        tmp = store.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known))
-        tmp.replace(store)
+        record = {"results": known, "checksum": _results_digest(known)}
+        _write_atomic(store, lambda tmp: tmp.write_text(json.dumps(record)))
     return out
 
 
