@@ -10,9 +10,10 @@ import time
 
 import pytest
 import torch
+from optuna.trial import TrialState
 
 from qftml import datasets as ds
-from qftml import experiments, processes, training
+from qftml import experiments, processes, search, training
 from qftml.datasets import storage
 from qftml.lattice import sample
 from qftml.nets import from_spec
@@ -202,3 +203,55 @@ def test_two_writers_of_one_instance_do_not_collide(cache, monkeypatch):
     assert _instance(cache).cached and [p.name for p in inst.path.parent.iterdir()] == [
         inst.path.name
     ]
+
+
+# ----------------------------------------------------------------------------- 2: resumed search
+
+S_TASK = Task(n_out=1, lattice=(4, 4), loss="mse", max_conv=2, max_linear=2)
+S_BUDGET = Budget(max_epochs=1, patience=1, batch_size=16)
+
+
+def _s_data():
+    def one(n, seed):
+        X, _ = _tiny(n, seed)
+        return X.float(), (X[:, 0] ** 2).float().mean(dim=(-2, -1))[:, None]
+
+    return one(32, 1), one(16, 2)
+
+
+def _specs(study):
+    return [t.user_attrs["spec"] for t in search.finished_trials(study) if "spec" in t.user_attrs]
+
+
+def test_resumed_search_proposes_new_architectures(tmp_path):
+    """Killed after 5 trials and resumed to 10: 10 distinct architectures (was 5)."""
+    kw = dict(task=S_TASK, budget=S_BUDGET, storage=tmp_path / "r.journal", study_name="r", seed=0)
+    search.run("EQ", *_s_data(), n_trials=10, max_new_trials=5, **kw)
+    study = search.run("EQ", *_s_data(), n_trials=10, **kw)
+    specs = _specs(study)
+    assert len(search.finished_trials(study)) == 10 and len(set(specs)) == len(specs) == 10
+
+
+def test_chunked_search_proposes_new_architectures(tmp_path):
+    """Three chunks of two trials: six distinct architectures (was two)."""
+    kw = dict(task=S_TASK, budget=S_BUDGET, storage=tmp_path / "c.journal", study_name="c", seed=0)
+    for _ in range(3):
+        study = search.run("EQ", *_s_data(), n_trials=6, max_new_trials=2, **kw)
+    specs = _specs(study)
+    assert len(search.finished_trials(study)) == 6 and len(set(specs)) == len(specs) == 6
+
+
+def test_an_evaluated_architecture_is_not_trained_again(tmp_path, monkeypatch):
+    spec = "Conv(2x2, 4, 8) LeakyReLU GlobalAvgPool Linear(8, 1)"
+    kw = dict(task=S_TASK, budget=S_BUDGET, storage=tmp_path / "d.journal", study_name="d")
+    study = search.run("EQ", *_s_data(), n_trials=1, enqueue=[spec], **kw)
+    study.enqueue_trial(search.params_for_spec(spec, S_TASK))  # propose it once more
+    trained = []
+    real_train = search.train
+    monkeypatch.setattr(
+        search, "train", lambda m, *a, **k: trained.append(m.spec) or real_train(m, *a, **k)
+    )
+    study = search.run("EQ", *_s_data(), n_trials=2, **kw)
+    (dup,) = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert dup.state == TrialState.FAIL and dup.user_attrs["duplicate_of"] == 0
+    assert len(trained) == 1 and trained[0] != spec and len(search.finished_trials(study)) == 2

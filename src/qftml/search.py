@@ -22,11 +22,18 @@ number of finished (complete or pruned) trials of the *study*, so an interrupted
 resumed by running the same call again: trials of worker processes that died are marked
 failed (local processes by their process id; on PostgreSQL also by optuna's heartbeat) and
 replaced, and the study ends with exactly ``n_trials`` finished trials.
+
+**Resuming without repeating.** Before every trial the sampler is seeded from the search
+seed, the worker and the number of trials already in the study, so a resumed or chunked
+search continues the sequence instead of replaying TPE's random start-up (same calls, same
+study). A proposed architecture that the study has already evaluated (or is evaluating) is
+not trained again: the trial is marked failed with ``duplicate_of`` and does not count.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import pickle
@@ -290,13 +297,19 @@ def _pruner(name: str, budget: Budget) -> optuna.pruners.BasePruner:
     raise ValueError(f"unknown pruner {name!r}; choose median, hyperband or none")
 
 
+def _sampler(cfg: _Config, worker: int, n_existing: int) -> optuna.samplers.TPESampler:
+    """TPE seeded by (seed, worker, trials so far): a resumed study does not replay."""
+    seq = np.random.SeedSequence([int(cfg.seed), int(worker), int(n_existing)])
+    return optuna.samplers.TPESampler(seed=int(seq.generate_state(1)[0]))
+
+
 def _study(cfg: _Config, worker: int = 0) -> optuna.Study:
     return optuna.create_study(
         study_name=cfg.study_name,
         storage=make_storage(cfg.storage),
         direction="minimize",
         load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed + 1000 * worker),
+        sampler=_sampler(cfg, worker, 0),
         pruner=_pruner(cfg.pruner, cfg.budget),
     )
 
@@ -326,6 +339,27 @@ class _Cancelled(Exception):
     """The study reached its target while this trial was being created."""
 
 
+class _Duplicate(Exception):
+    """The proposed architecture was already evaluated in this study."""
+
+
+#: Consecutive duplicate proposals after which a worker gives up (the space is exhausted).
+MAX_DUPLICATES = 50
+
+
+def _point(spec: str, params: dict, cfg: _Config) -> tuple:
+    return (spec, params.get("lr")) if cfg.tune_lr else (spec,)
+
+
+def _evaluated(study: optuna.Study, trial: optuna.Trial, cfg: _Config, point: tuple) -> int | None:
+    """Number of an earlier live trial of ``study`` at the same point, or ``None``."""
+    for t in study.get_trials(deepcopy=False, states=_LIVE):
+        if t.number != trial.number and "spec" in t.user_attrs:
+            if _point(t.user_attrs["spec"], t.params, cfg) == point:
+                return t.number
+    return None
+
+
 def _objective(cfg: _Config, study: optuna.Study, trial: optuna.Trial) -> float:
     trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
     before = sum(
@@ -340,6 +374,11 @@ def _objective(cfg: _Config, study: optuna.Study, trial: optuna.Trial) -> float:
         trial.set_user_attr("invalid", str(exc))
         raise optuna.TrialPruned(f"invalid architecture: {exc}") from None
     lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True) if cfg.tune_lr else cfg.budget.lr
+    same = _evaluated(study, trial, cfg, _point(spec, trial.params, cfg))
+    if same is not None:
+        trial.set_user_attr("duplicate_of", same)
+        trial.set_user_attr("failed", f"duplicate of trial {same}: not trained again")
+        raise _Duplicate
     model = from_spec(spec, cfg.task.lattice, seed=cfg.seed + trial.number)
     trial.set_user_attr("spec", spec)
     trial.set_user_attr("n_params", model.n_params)
@@ -368,23 +407,45 @@ def _objective(cfg: _Config, study: optuna.Study, trial: optuna.Trial) -> float:
     return hist.best_val_loss
 
 
+def _run_trial(cfg: _Config, study: optuna.Study, duplicate: list, trial: optuna.Trial):
+    """:func:`_objective`, noting in ``duplicate`` a trial refused as already evaluated."""
+    try:
+        return _objective(cfg, study, trial)
+    except _Duplicate:
+        duplicate.append(trial.number)
+        raise
+
+
 def _worker(cfg: _Config, worker: int = 0) -> None:
     """Run trials until the study has ``n_trials`` finished ones (or this worker's quota)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     study = _study(cfg, worker)
-    done_here = 0
+    done_here, duplicates = 0, 0
     while cfg.max_new_trials is None or done_here < cfg.max_new_trials:
         _fail_dead_trials(study)
         if len(study.get_trials(deepcopy=False, states=_LIVE)) >= cfg.n_trials:
             break
+        study.sampler = _sampler(cfg, worker, len(study.get_trials(deepcopy=False)))
+        duplicate: list[int] = []
         study.optimize(
-            lambda t: _objective(cfg, study, t),
+            functools.partial(_run_trial, cfg, study, duplicate),
             n_trials=1,
-            catch=(_Cancelled, RuntimeError, ValueError, FloatingPointError),
+            catch=(_Cancelled, _Duplicate, RuntimeError, ValueError, FloatingPointError),
             gc_after_trial=False,
             show_progress_bar=False,
         )
+        if duplicate:
+            duplicates += 1
+            if duplicates >= MAX_DUPLICATES:
+                print(
+                    f"search {cfg.study_name}: {duplicates} proposals in a row were already "
+                    "evaluated; stopping (the search space looks exhausted)",
+                    file=sys.stderr,
+                )
+                break
+            continue
+        duplicates = 0
         done_here += 1
 
 
