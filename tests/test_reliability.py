@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -255,3 +256,58 @@ def test_an_evaluated_architecture_is_not_trained_again(tmp_path, monkeypatch):
     (dup,) = [t for t in study.trials if "duplicate_of" in t.user_attrs]
     assert dup.state == TrialState.FAIL and dup.user_attrs["duplicate_of"] == 0
     assert len(trained) == 1 and trained[0] != spec and len(search.finished_trials(study)) == 2
+
+
+# ----------------------------------------------------------------------------- 3: torn journal
+
+_SHORT_WRITE = """
+import resource, signal, sys, torch
+from qftml import search
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is cut short (EFBIG)
+size = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+def one(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randint(-2, 3, (n, 4, 4, 4), generator=g).float()
+    return X, (X[:, 0] ** 2).mean(dim=(-2, -1))[:, None]
+search.run("EQ", one(32, 1), one(16, 2), n_trials=4, storage=sys.argv[1], study_name="j",
+           task=search.Task(lattice=(4, 4), max_conv=2, max_linear=2),
+           budget=search.Budget(max_epochs=1, patience=1, batch_size=16))
+"""
+
+
+def test_journal_torn_by_a_short_write_is_repaired(tmp_path):
+    """A real short write (file-size limit, as a full disk): the search dies with a torn last
+    record; the resumed search repairs the journal and finishes the study."""
+    journal = tmp_path / "j.journal"
+    kw = dict(task=S_TASK, budget=S_BUDGET, storage=journal, study_name="j")
+    search.run("EQ", *_s_data(), n_trials=1, **kw)
+    limit = journal.stat().st_size + 200  # room for part of the next trial's records
+    script = tmp_path / "short.py"
+    script.write_text(_SHORT_WRITE)
+    env = dict(os.environ, QFTML_QUIET="1")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(journal), str(limit)], env=env, capture_output=True
+    )
+    assert proc.returncode != 0 and b"File too large" in proc.stderr
+    assert journal.stat().st_size == limit and not journal.read_bytes().endswith(b"\n")
+    study = search.run("EQ", *_s_data(), n_trials=4, **kw)  # resume: repairs, then appends
+    assert len(search.finished_trials(study)) == 4
+    again = optuna.load_study(study_name="j", storage=search.make_storage(journal))
+    assert len(search.finished_trials(again)) == 4
+    assert list(tmp_path.glob("j.journal.damaged-*"))
+
+
+def test_journal_with_a_record_appended_behind_a_torn_one_is_repaired(tmp_path):
+    """The damage optuna leaves (issue 5138): a torn record with the next one behind it."""
+    journal = tmp_path / "k.journal"
+    kw = dict(task=S_TASK, budget=S_BUDGET, storage=journal, study_name="k")
+    search.run("EQ", *_s_data(), n_trials=2, **kw)
+    lines = journal.read_bytes().split(b"\n")
+    torn = lines[2][: len(lines[2]) // 2]
+    lines[3] = torn + lines[3]  # half of record 3 glued before record 4
+    journal.write_bytes(b"\n".join(lines))
+    assert search.repair_journal(journal) == [f"line 4: dropped a torn record of {len(torn)} bytes"]
+    assert search.repair_journal(journal) == []  # now intact
+    study = optuna.load_study(study_name="k", storage=search.make_storage(journal))
+    assert len(search.finished_trials(study)) == 2

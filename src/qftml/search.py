@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import os
 import pickle
@@ -65,6 +66,7 @@ __all__ = [
     "suggest_spec",
     "params_for_spec",
     "make_storage",
+    "repair_journal",
     "run",
     "finished_trials",
     "top_specs",
@@ -253,6 +255,63 @@ def default_storage(study_name: str) -> str:
     return str(folder / f"{study_name}.journal")
 
 
+def repair_journal(path: str | os.PathLike) -> list[str]:
+    """Repair a journal file damaged by a partial write; return what was done (empty: intact).
+
+    optuna appends one JSON record per line and cannot load a journal with a torn line (its
+    issue 5138): a write cut short (full disk, killed writer) leaves a last line without its
+    newline, and the next append lands behind it. Under the journal's own lock, a torn last
+    line is cut off, and a line that does not parse is replaced by the complete record that
+    was appended behind the torn part (or dropped if there is none). The damaged file is kept
+    as ``<path>.damaged-<time>``.
+    """
+    from optuna.storages.journal import JournalFileOpenLock
+
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    lock = JournalFileOpenLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        lines, done = data.split(b"\n"), []
+        tail = lines.pop()  # b"" when the file ends with a newline
+        if tail:
+            done.append(f"cut a torn last record of {len(tail)} bytes")
+        kept = []
+        for number, line in enumerate(lines, 1):
+            try:
+                json.loads(line)
+                kept.append(line)
+                continue
+            except ValueError:
+                pass
+            for start in (i for i in range(1, len(line)) if line.startswith(b'{"', i)):
+                try:
+                    record = json.loads(line[start:])
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and "op_code" in record:
+                    kept.append(line[start:])
+                    done.append(f"line {number}: dropped a torn record of {start} bytes")
+                    break
+            else:
+                done.append(f"line {number}: dropped an unreadable line of {len(line)} bytes")
+        if done:
+            backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            backup.write_bytes(data)
+            tmp = path.with_name(f"{path.name}.repair-{os.getpid()}")
+            tmp.write_bytes(b"".join(line + b"\n" for line in kept))
+            os.replace(tmp, path)
+            print(
+                f"repaired {path} ({'; '.join(done)}; original kept as {backup.name})",
+                file=sys.stderr,
+            )
+        return done
+    finally:
+        lock.release()
+
+
 def make_storage(storage: str | os.PathLike) -> optuna.storages.BaseStorage:
     """An optuna storage from a URL (``sqlite:///``, ``postgresql://``, ...) or a journal path.
 
@@ -264,6 +323,7 @@ def make_storage(storage: str | os.PathLike) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
         Path(s).parent.mkdir(parents=True, exist_ok=True)
+        repair_journal(s)
         return optuna.storages.JournalStorage(
             JournalFileBackend(s, lock_obj=JournalFileOpenLock(s))
         )
