@@ -311,3 +311,36 @@ def test_journal_with_a_record_appended_behind_a_torn_one_is_repaired(tmp_path):
     assert search.repair_journal(journal) == []  # now intact
     study = optuna.load_study(study_name="k", storage=search.make_storage(journal))
     assert len(search.finished_trials(study)) == 2
+
+
+# ----------------------------------------------------------------------------- readable errors
+
+
+def _one_line(capsys, main, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in err if "ExperimentalWarning" not in line and "optuna_warn" not in line]
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+def test_command_line_faults_are_one_readable_line(tmp_path, monkeypatch, capsys):
+    from qftml.__main__ import main
+
+    assert "unknown profile 'nope'" in _one_line(capsys, main, ["book", "--profile", "nope"])
+    bad = tmp_path / "profiles.yml"
+    bad.write_text("ci:\n  a: [1, 2\n")
+    monkeypatch.setenv("QFTML_PROFILES", str(bad))
+    assert f"{bad} line 3: malformed YAML" in _one_line(capsys, main, ["data", "1"])
+    monkeypatch.delenv("QFTML_PROFILES")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("QFTML_DATA", str(blocker / "data"))
+    assert "Not a directory" in _one_line(capsys, main, ["data", "1"])
+
+
+def test_search_command_names_a_bad_storage_url(tmp_path, capsys):
+    data = tmp_path / "d.pt"
+    torch.save({"train": _s_data()[0], "val": _s_data()[1]}, data)
+    line = _one_line(capsys, search.main, ["EQ", str(data), "--storage", "nope://x"])
+    assert "cannot open the optuna storage 'nope://x'" in line

@@ -1,8 +1,14 @@
-"""Command line: ``python -m qftml book|data|...``."""
+"""Command line: ``python -m qftml book|data|...``.
+
+A fault of the input (unknown profile, malformed ``profiles.yml``, a file-system error,
+a bad parameter) ends in one line naming it and exit status 2; ``QFTML_DEBUG=1`` shows the
+traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -45,9 +51,29 @@ def main(argv: list[str] | None = None) -> int:
     p_data.add_argument("-v", "--verbose", action="store_true", help="one line per file")
 
     args = parser.parse_args(argv)
-    if args.command == "book":
-        import os
+    try:
+        return _dispatch(args)
+    except (OSError, KeyError, ValueError) as exc:  # a person's fault: one line, no traceback
+        if os.environ.get("QFTML_DEBUG"):
+            raise
+        print(f"qftml {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return 2
 
+
+def _message(exc: BaseException) -> str:
+    """One line for a person: the exception's text (a KeyError's without its quotes)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in str(text):
+        text = f"{exc.filename}: {text}"
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _dispatch(args) -> int:
+    if args.command == "book":
+        from .profiles import profile_names
+
+        if args.profile not in profile_names():
+            raise KeyError(f"unknown profile {args.profile!r}; defined: {profile_names()}")
         from . import book
 
         if args.scheduler:

@@ -28,7 +28,13 @@ def load_profiles(path=None) -> dict[str, dict[str, dict[str, Any]]]:
     """Read the whole profiles file."""
     path = path or profiles_file()
     with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+        try:
+            data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ValueError(f"{path}{where}: malformed YAML ({problem})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of profile names, got {type(data).__name__}")
     return data

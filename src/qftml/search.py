@@ -327,9 +327,13 @@ def make_storage(storage: str | os.PathLike) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(
             JournalFileBackend(s, lock_obj=JournalFileOpenLock(s))
         )
-    if s.startswith("sqlite"):
-        return optuna.storages.RDBStorage(s, engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.storages.RDBStorage(s, heartbeat_interval=60, grace_period=180)
+    try:
+        if s.startswith("sqlite"):
+            return optuna.storages.RDBStorage(s, engine_kwargs={"connect_args": {"timeout": 60}})
+        return optuna.storages.RDBStorage(s, heartbeat_interval=60, grace_period=180)
+    except Exception as exc:  # sqlalchemy: unknown dialect, missing driver, no server, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"cannot open the optuna storage {s!r}: {first}") from exc
 
 
 @dataclass
@@ -699,7 +703,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--tune-lr", action="store_true")
     args = p.parse_args(argv)
-    data = torch.load(args.data, weights_only=True)
+    try:
+        return _main(args)
+    except (OSError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"qftml.search: error: {' '.join(str(text).split())}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        data = torch.load(args.data, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{args.data}: not a torch.save'd dict of data ({exc})") from None
     t = data.get("task", {})
     task = Task(
         n_out=int(t.get("n_out", 1)),

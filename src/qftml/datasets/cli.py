@@ -25,8 +25,11 @@ def main(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             verify=not args.no_verify,
         )
-    except (KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (KeyError, ValueError, OSError) as exc:
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+            text = f"{exc.filename}: {text}"
+        print(f"error: {' '.join(str(text).split())}", file=sys.stderr)
         return 2
     by_task: dict[int, list] = {}
     for row in report.rows:

@@ -149,9 +149,11 @@ def write(
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not exc.filename:  # h5py: "Slist already enabled?"
+            raise OSError(f"cannot write dataset {path}: {exc}") from exc
         raise
     return path
 
