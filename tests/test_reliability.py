@@ -344,3 +344,26 @@ def test_search_command_names_a_bad_storage_url(tmp_path, capsys):
     torch.save({"train": _s_data()[0], "val": _s_data()[1]}, data)
     line = _one_line(capsys, search.main, ["EQ", str(data), "--storage", "nope://x"])
     assert "cannot open the optuna storage 'nope://x'" in line
+
+
+@pytest.mark.parametrize(
+    "spec,fault",
+    [
+        ("Conv2d(3x3, 4, 8) GlobalAvgPool", "unknown layer 'Conv2d'"),
+        ("Conv(3x3, 4, 8", r"missing '\)' in 'Conv\(3x3, 4, 8'"),
+        ("Conv(3x3, 4, 8) GlobalAvgPool Linear(8, 1", r"missing '\)' in 'Linear\(8, 1'"),
+    ],
+)
+def test_spec_parser_names_the_real_fault(spec, fault):
+    from qftml.nets import parse_spec
+
+    with pytest.raises(ValueError, match=fault):
+        parse_spec(spec)
+
+
+@pytest.mark.parametrize("seed", [1.5, -1, True])
+def test_from_spec_refuses_a_seed_the_sampler_refuses(seed):
+    with pytest.raises(ValueError, match=f"seed must be an integer >= 0; got seed={seed!r}"):
+        from_spec(SMALL, seed=seed)
+    a, b = (from_spec(SMALL, seed=v).state_dict() for v in (2.0, 2))  # 2.0 is the integer 2
+    assert all(torch.equal(a[k], b[k]) for k in a)

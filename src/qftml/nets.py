@@ -136,6 +136,21 @@ def _positive_int(text: str, what: str, token: str) -> int:
     return value
 
 
+def _check_token_end(text: str, m: re.Match) -> None:
+    """Name the real fault where a token stops early: a name glued to more characters
+    (``Conv2d``) or an argument list whose ``)`` is missing."""
+    if m.group(3) is not None:
+        return
+    glued = re.match(r"\w+", text[m.end(1) :])  # directly after the name
+    if glued:
+        raise ValueError(
+            f"unknown layer {m.group(1) + glued.group(0)!r}; known: {sorted(set(_NAMES.values()))}"
+        )
+    rest = text[m.end() :].lstrip()
+    if rest.startswith("("):
+        raise ValueError(f"missing ')' in {(m.group(0).strip() + rest)[:40]!r}")
+
+
 def parse_spec(spec: str) -> list[Layer]:
     """Parse a spec string into layers (syntax only; see :func:`from_spec` for shape checks).
 
@@ -153,6 +168,7 @@ def parse_spec(spec: str) -> list[Layer]:
             raise ValueError(f"cannot parse spec at position {pos}: {text[pos : pos + 30]!r}")
         token = m.group(0).strip()
         name, star, args = m.group(1), m.group(2), m.group(4)
+        _check_token_end(text, m)
         kind = _NAMES.get(name.lower())
         if kind is None:
             raise ValueError(
@@ -508,6 +524,9 @@ def from_spec(
     layers = parse_spec(spec)
     if seed is None:
         return SpecNet(layers, lattice)
+    if isinstance(seed, bool) or not float(seed).is_integer() or seed < 0:  # as the sampler
+        raise ValueError(f"seed must be an integer >= 0; got seed={seed!r}")
+    seed = int(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SpecNet(layers, lattice)
