@@ -367,3 +367,30 @@ def test_from_spec_refuses_a_seed_the_sampler_refuses(seed):
         from_spec(SMALL, seed=seed)
     a, b = (from_spec(SMALL, seed=v).state_dict() for v in (2.0, 2))  # 2.0 is the integer 2
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+_WORKER = """
+import time
+from qftml.processes import exit_with_parent
+exit_with_parent(0.1)
+time.sleep(60)
+"""
+_ORPHAN = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(child.pid, flush=True)
+time.sleep(1.0)  # the worker is running
+os._exit(0)  # the parent dies without a word to its worker
+"""
+
+
+def test_a_worker_exits_when_its_parent_dies():
+    out = subprocess.run([sys.executable, "-c", _ORPHAN, _WORKER], capture_output=True, text=True)
+    pid = int(out.stdout.split()[0])
+    deadline = time.time() + 10
+    while processes.pid_alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = processes.pid_alive(pid)
+    if alive:
+        os.kill(pid, 9)
+    assert not alive

@@ -81,3 +81,22 @@ def writer_gone(path: str | Path, *, max_age: float = STALE_AGE, now: float | No
     except OSError:
         return False
     return age > max_age
+
+
+def exit_with_parent(interval: float = 1.0) -> None:
+    """End this process soon after its parent dies (checked every ``interval`` seconds).
+
+    Worker processes call it so that a ``kill -9`` of the search or build that started them
+    does not leave them running: an orphan is re-parented, so ``os.getppid()`` changes.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -53,7 +53,7 @@ from optuna.trial import TrialState
 
 from .nets import from_spec, parse_spec, spec_family
 from .paths import data_dir
-from .processes import pid_alive
+from .processes import exit_with_parent, pid_alive
 from .progress import progress
 from .training import as_tensors, evaluate, train
 
@@ -515,6 +515,7 @@ def _worker(cfg: _Config, worker: int = 0) -> None:
 
 def _worker_main(cfg_path: str, worker: int, threads: int) -> None:
     """Entry point of a worker process started by :func:`run` (``--worker``)."""
+    exit_with_parent()  # a killed search leaves no worker behind
     with open(cfg_path, "rb") as fh:
         cfg = pickle.load(fh)
     torch.set_num_threads(threads)
