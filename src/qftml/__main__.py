@@ -70,10 +70,11 @@ def _message(exc: BaseException) -> str:
 
 def _dispatch(args) -> int:
     if args.command == "book":
-        from .profiles import profile_names
+        from .profiles import load_profiles
 
-        if args.profile not in profile_names():
-            raise KeyError(f"unknown profile {args.profile!r}; defined: {profile_names()}")
+        names = sorted(load_profiles())
+        if args.profile not in names:
+            raise KeyError(f"unknown profile {args.profile!r}; defined: {names}")
         from . import book
 
         if args.scheduler:
