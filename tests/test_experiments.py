@@ -224,6 +224,35 @@ def test_scaling_recovers_a_power_law():
     assert s.loc["EQ", "points"] == 12 and s.loc["EQ", "sizes"] == 4
 
 
+def test_scaling_improving_uses_the_t_quantile_of_the_fit():
+    """Four points (2 degrees of freedom) whose slope is 2 to 4.3 standard errors below zero:
+    the old criterion (slope + 2 s.e. < 0) calls it improving, the t test at 95 % does not;
+    with 12 points of the same scatter it is improving by both."""
+    from scipy.stats import linregress
+
+    x = np.array([100.0, 300.0, 1000.0, 3000.0])
+    lx = np.log10(x)
+    resid = np.array([1.0, -1.0, -1.0, 1.0])  # orthogonal to the line: slope unchanged
+    slope = -0.2
+    fit = linregress(lx, slope * lx + 0.1 * resid)
+    k = (-slope / fit.stderr) / 3.0  # rescale the scatter: slope = -3.0 standard errors
+    loss = 10 ** (slope * lx + 0.1 * k * resid)
+    t = pd.DataFrame({"fam": "EQ", "n": x, "loss": loss})
+    s = ex.scaling(t, ["fam"], "n", "loss").set_index("fam").loc["EQ"]
+    assert s["dof"] == 2 and s["slope"] == pytest.approx(slope)
+    assert s["slope"] / s["stderr"] == pytest.approx(-3.0)
+    assert s["slope"] + 2 * s["stderr"] < 0  # the old criterion: "improving"
+    assert s["upper"] == pytest.approx(s["slope"] + 4.3027 * s["stderr"], rel=1e-4)
+    assert not s["improving"]
+    # many points: the t quantile approaches the normal one
+    t12 = pd.DataFrame({"fam": "EQ", "n": np.repeat(x, 3), "loss": np.repeat(loss, 3)})
+    s12 = ex.scaling(t12, ["fam"], "n", "loss").set_index("fam").loc["EQ"]
+    assert s12["dof"] == 10 and s12["improving"]
+    assert s12["upper"] == pytest.approx(s12["slope"] + 2.2281 * s12["stderr"], rel=1e-4)
+    with pytest.raises(ValueError, match="level must lie in"):
+        ex.scaling(t, ["fam"], "n", "loss", level=1.5)
+
+
 class _ChannelMeans(torch.nn.Module):
     """A fixed 'model': the site means of channels 0 and 1."""
 

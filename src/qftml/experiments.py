@@ -645,27 +645,38 @@ def compare(table, by: Sequence[str], column: str, a, b, value: str):
     return pd.DataFrame(rows)
 
 
-def scaling(table, by: Sequence[str], x: str, value: str):
+def scaling(table, by: Sequence[str], x: str, value: str, *, level: float = 0.95):
     """Least-squares slope of ``log10(value)`` against ``log10(x)`` per group of ``by``.
 
-    Every instance is one point. Returns the slope, its standard error, the two-sided
-    ``p``-value of a zero slope, and the number of points and of distinct ``x``. A negative
-    slope means the loss falls with more data; ``-1`` is the rate of averaging out noise.
+    Every instance is one point, so the scatter of instances sets the error. Returns the
+    slope, its standard error, the fit's degrees of freedom ``dof = points - 2``, the
+    two-sided ``p``-value of a zero slope, ``upper = slope + t_{(1+level)/2, dof} stderr``
+    (the upper end of the two-sided ``level`` confidence interval, Student t since the
+    variance is estimated from the fit) and ``improving = upper < 0``, and the number of
+    points and of distinct ``x``. With few points the t quantile is much larger than the
+    normal one (4.30 for 2 degrees of freedom against 1.96). A negative slope means the loss
+    falls with more data; ``-1`` is the rate of averaging out noise.
     """
     import pandas as pd
     from scipy.stats import linregress
+    from scipy.stats import t as student_t
 
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1); got {level}")
     rows = []
     for group, sub in table.groupby(list(by), sort=True):
         sub = sub[[x, value]].dropna()
         sub = sub[(sub[x] > 0) & (sub[value] > 0)]
         row = dict(zip(by, group if isinstance(group, tuple) else (group,), strict=True))
-        row.update({"points": len(sub), "sizes": sub[x].nunique()})
+        row.update({"points": len(sub), "sizes": sub[x].nunique(), "dof": len(sub) - 2})
         if sub[x].nunique() >= 2 and len(sub) >= 3:
             fit = linregress(np.log10(sub[x].to_numpy(float)), np.log10(sub[value].to_numpy(float)))
+            upper = fit.slope + student_t.ppf(0.5 + level / 2, len(sub) - 2) * fit.stderr
             row.update({"slope": fit.slope, "stderr": fit.stderr, "p_value": fit.pvalue})
+            row.update({"upper": upper, "improving": bool(upper < 0)})
         else:
             row.update({"slope": math.nan, "stderr": math.nan, "p_value": math.nan})
+            row.update({"upper": math.nan, "improving": False})
         rows.append(row)
     return pd.DataFrame(rows)
 
