@@ -234,3 +234,42 @@ def test_digits_split_is_reproducible():
     a, b = digits(seed=3), digits(seed=3)
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
     assert a[0].shape[1] == 64 and len(a[1]) + len(a[3]) == 1797
+
+
+def test_source_breaking_scan_tiny_case():
+    """Shapes, k = 0 / mu = 0 cells identical, mu* from the targets, bad names rejected."""
+    from qftml.nnqft.training import class_targets, source_breaking_scan
+
+    x_tr, y_tr, x_te, y_te, _ = blobs(200, 100, n_classes=3, dim=4, seed=2)
+    res = source_breaking_scan(
+        x_tr, y_tr, x_te, y_te, ks=[0, 3], mus=[0.0, 0.3], n_seeds=3, width=6, epochs=2
+    )
+    assert res.loss.shape == res.accuracy.shape == (2, 2, 2, 3)
+    for t in range(2):
+        assert np.array_equal(res.loss[t, 0, 0], res.loss[t, 0, 1])
+        assert np.array_equal(res.loss[t, 0, 0], res.loss[t, 1, 0])
+        assert not np.array_equal(res.loss[t, 1, 1], res.loss[t, 0, 0])
+    # one-cold targets have mean (C-1)/C, one-hot 1/C: mu* in that ratio
+    assert res.mu_star[1] / res.mu_star[0] == pytest.approx(2.0)
+    gain, err = res.paired_gain("one-cold")
+    assert gain[0, 0] == 0 and err[0, 0] == 0 and not res.helps("one-cold")[0, 0]
+    np.testing.assert_array_equal(class_targets([0, 2], 3, "one-cold"), [[0, 1, 1], [1, 1, 0]])
+    with pytest.raises(ValueError, match="'two-hot'"):
+        source_breaking_scan(x_tr, y_tr, x_te, y_te, ks=[0], mus=[0.0], targets=("two-hot",))
+    with pytest.raises(ValueError, match="k must be"):
+        source_breaking_scan(x_tr, y_tr, x_te, y_te, ks=[4], mus=[0.0])
+
+
+def test_source_breaking_mean_matching_target_mean_helps_untrained():
+    """With no training, a uniform mean mu* on all rows lowers the one-cold MSE (mean matched)."""
+    from qftml.nnqft.training import source_breaking_scan
+
+    x_tr, y_tr, x_te, y_te, _ = blobs(300, 300, n_classes=4, dim=6, seed=3)
+    res = source_breaking_scan(
+        x_tr, y_tr, x_te, y_te, ks=[0, 4], mus=[0.0], n_seeds=4, width=20, epochs=0
+    )
+    mu = res.mu_star[1]
+    res2 = source_breaking_scan(
+        x_tr, y_tr, x_te, y_te, ks=[0, 4], mus=[0.0, mu, -mu], n_seeds=4, width=20, epochs=0
+    )
+    assert res2.helps("one-cold")[1, 1] and not res2.helps("one-cold")[1, 2]

@@ -262,3 +262,144 @@ def symmetry_breaking_scan(
     shape = (len(patterns), len(ks), len(mus), n_seeds)
     curves = acc.reshape((n_epochs + 1, *shape))
     return BreakingScan(patterns, ks, mus, curves[-1], curves)
+
+
+# ----------------------------------------------------------------------------------------------
+# The source's experiment: 784 -> 50 -> 10, bias-free ReLU, MSE to one-hot / one-cold targets
+# ----------------------------------------------------------------------------------------------
+
+TARGETS = ("one-hot", "one-cold")
+
+
+def class_targets(labels, n_classes: int, target: str) -> np.ndarray:
+    r"""MSE targets: one-hot $y_i = \delta_{ic}$ or one-cold $y_i = 1 - \delta_{ic}$."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {TARGETS}")
+    onehot = np.eye(n_classes)[np.asarray(labels, dtype=int)]
+    return onehot if target == "one-hot" else 1.0 - onehot
+
+
+@dataclass(frozen=True)
+class SourceBreakingScan:
+    """Test loss / accuracy of every (target, k, mu, seed) network of the source's experiment.
+
+    ``mu_star`` (n_targets,) is the mean that makes the initial mean output of a broken row
+    equal to the mean target component, $\\mu^* = \\bar y / \\langle\\sum_j g_j\\rangle$
+    (the initialization "proportional to the ground truth" for the uniform-mean pattern).
+    """
+
+    targets: tuple[str, ...]
+    ks: np.ndarray
+    mus: np.ndarray
+    loss: np.ndarray  # (n_targets, n_k, n_mu, n_seeds), test MSE after training
+    accuracy: np.ndarray  # same shape
+    mu_star: np.ndarray
+
+    def paired_gain(self, target: str):
+        """Seed-paired loss reduction vs. no breaking (k = 0 or mu = 0): mean, s.e. (n_k, n_mu)."""
+        t = self.targets.index(target)
+        ref = self.loss[t, 0, 0] if self.ks[0] == 0 else self.loss[t, :, 0].mean(0)
+        d = ref[None, None, :] - self.loss[t]
+        n = d.shape[-1]
+        return d.mean(-1), d.std(-1, ddof=1) / np.sqrt(n)
+
+    def helps(self, target: str, level: float = 0.05) -> np.ndarray:
+        """Cells (n_k, n_mu) whose seed-paired loss reduction exceeds the one-sided t quantile."""
+        from scipy.stats import t as student_t
+
+        gain, err = self.paired_gain(target)
+        q = student_t.ppf(1 - level, self.loss.shape[-1] - 1)
+        return (gain > q * err) & (err > 0)
+
+
+def source_breaking_scan(
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    ks,
+    mus,
+    targets=TARGETS,
+    n_seeds: int = 4,
+    width: int = 50,
+    epochs: int = 5,
+    lr: float = 0.05,
+    batch_size: int = 64,
+    seed: int = 0,
+    max_batch_nets: int = 1024,
+) -> SourceBreakingScan:
+    r"""The source's symmetry-breaking experiment {cite}`Maiti:talk`.
+
+    Network $f = W^{(2)}\,\mathrm{ReLU}(W^{(1)}x)$ without biases, $d \to N \to C$.
+    $W^{(1)}_{jk}\sim\mathcal N(0, 1/d)$; last layer
+    $W^{(2)}_{ij}\sim\mathcal N(\mu_W, 1/N)$ for rows $i\le k$ and $\mathcal N(0, 1/N)$
+    otherwise (the talk's "$\mathcal N(\mu, 1/\sqrt N)$" read as standard deviation
+    $1/\sqrt N$). Trained by minibatch SGD on the MSE $\frac1B\sum_x|f(x)-y(x)|^2$ to one-hot
+    or one-cold targets; accuracy is argmax (one-hot) or argmin (one-cold) of $f$.
+    Network ``s`` of every cell shares its Gaussian draws (common random numbers).
+    """
+    x_tr = torch.as_tensor(np.asarray(x_train, dtype=np.float64))
+    x_te = torch.as_tensor(np.asarray(x_test, dtype=np.float64))
+    y_tr = np.asarray(y_train, dtype=int)
+    y_te = np.asarray(y_test, dtype=int)
+    ks = np.asarray(ks, dtype=int)
+    mus = np.asarray(mus, dtype=float)
+    targets = tuple(targets)
+    n_classes = int(max(y_tr.max(), y_te.max()) + 1)
+    if ks.min() < 0 or ks.max() > n_classes:
+        raise ValueError(f"k must be in [0, {n_classes}]; got {ks.tolist()}")
+    for t in targets:
+        class_targets(y_tr[:1], n_classes, t)  # validates the name
+    d_in = x_tr.shape[1]
+    gen = torch.Generator().manual_seed(_seed_for(seed, 5))
+    w1 = torch.randn(n_seeds, width, d_in, generator=gen, dtype=torch.float64) / math.sqrt(d_in)
+    z2 = torch.randn(n_seeds, n_classes, width, generator=gen, dtype=torch.float64)
+    w2 = z2 / math.sqrt(width)
+    with torch.no_grad():
+        gsum = torch.relu(torch.einsum("pd,mnd->mpn", x_tr, w1)).sum(-1).mean().item()
+    ybar = np.array([class_targets(y_tr, n_classes, t).mean() for t in targets])
+    mu_star = ybar / gsum
+    cells = [(t, k, mu) for t in targets for k in ks for mu in mus]
+    loss = np.zeros((len(cells), n_seeds))
+    acc = np.zeros((len(cells), n_seeds))
+    order_gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(6,)))
+    orders = [order_gen.permutation(len(y_tr)) for _ in range(int(epochs))]
+    per = max(1, max_batch_nets // n_seeds)
+    for c0 in progress(range(0, len(cells), per), desc="symmetry-breaking scan (source)"):
+        chunk = cells[c0 : c0 + per]
+        a = w1.repeat(len(chunk), 1, 1).clone()
+        b = w2.repeat(len(chunk), 1, 1).clone()
+        ytr = torch.stack(
+            [torch.as_tensor(class_targets(y_tr, n_classes, t)) for t, _, _ in chunk]
+        ).repeat_interleave(n_seeds, 0)  # (M, P, C)
+        yte = torch.stack(
+            [torch.as_tensor(class_targets(y_te, n_classes, t)) for t, _, _ in chunk]
+        ).repeat_interleave(n_seeds, 0)
+        with torch.no_grad():
+            for ci, (_, k, mu) in enumerate(chunk):
+                b[ci * n_seeds : (ci + 1) * n_seeds, :k, :] += mu
+        a.requires_grad_(True)
+        b.requires_grad_(True)
+        opt = torch.optim.SGD([a, b], lr=lr)
+
+        def fwd(x, a=a, b=b):
+            return torch.einsum("mpn,mcn->mpc", torch.relu(torch.einsum("pd,mnd->mpn", x, a)), b)
+
+        for order in orders:
+            for b0 in range(0, len(y_tr), batch_size):
+                idx = torch.as_tensor(order[b0 : b0 + batch_size])
+                opt.zero_grad()
+                err = fwd(x_tr[idx]) - ytr[:, idx]
+                (err.pow(2).sum() / len(idx)).backward()
+                opt.step()
+        with torch.no_grad():
+            out = fwd(x_te)
+            mse = (out - yte).pow(2).sum(-1).mean(-1).numpy()
+            cold = np.array([t == "one-cold" for t, _, _ in chunk]).repeat(n_seeds)
+            pred = np.where(cold[:, None], out.argmin(-1).numpy(), out.argmax(-1).numpy())
+            hit = (pred == y_te[None, :]).mean(-1)
+        loss[c0 : c0 + len(chunk)] = mse.reshape(-1, n_seeds)
+        acc[c0 : c0 + len(chunk)] = hit.reshape(-1, n_seeds)
+    shape = (len(targets), len(ks), len(mus), n_seeds)
+    return SourceBreakingScan(targets, ks, mus, loss.reshape(shape), acc.reshape(shape), mu_star)
