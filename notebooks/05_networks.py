@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from matplotlib.colors import LogNorm
 
-from qftml import nets, search, training
+from qftml import experiments, nets, search, training
 from qftml.paths import data_dir
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import setup
@@ -363,15 +363,15 @@ plt.show()
 # {func}`qftml.search.run` searches one family with optuna: each trial samples a spec from the
 # space of {func}`qftml.search.suggest_spec` (1–5 convolution blocks with kernel, width, bias,
 # activation and, for ST/FL, pooling; global pooling or flatten; 0–3 dense layers), trains it
-# within a {class}`~qftml.search.Budget`, and reports the validation loss after every epoch
+# within a {class}`~qftml.training.Budget`, and reports the validation loss after every epoch
 # to a median (or Hyperband) pruner. All 15 published winners are points of this space
 # (the tests map each back to its parameters). Studies persist in a journal file under the
 # data folder, so a rerun resumes them, and `jobs=N` runs $N$ worker processes on one study;
 # on a cluster, the same call with `storage="postgresql://user:password@host/db"` on every
 # machine spreads one study over all of them (the command line `python -m qftml.search` does
-# the same from a saved data file). {func}`qftml.search.retrain` then retrains the top specs
-# from scratch for several seeds, as the source's 10 instances, and reports mean and median
-# test losses. A small search of EQ networks for the synthetic target above, starting from
+# the same from a saved data file). {func}`qftml.experiments.run_grid` then retrains the top
+# specs from scratch for several seeds, as the source's 10 instances, and
+# {func}`qftml.experiments.summarize` reports mean and median test losses. A small search of EQ networks for the synthetic target above, starting from
 # the task-3 EQ winner:
 
 # %%
@@ -381,8 +381,8 @@ storage.unlink(missing_ok=True)  # a fresh study for a reproducible page
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 study = search.run(
     "EQ", data["train"], data["val"], task=search.Task(n_out=1, lattice=(8, 8), loss="mse"),
-    n_trials=S["n_trials"], budget=search.Budget(max_epochs=S["max_epochs"], patience=3,
-    batch_size=T["batch_size"], lr=T["lr"]), storage=storage, study_name="05_networks",
+    n_trials=S["n_trials"], budget=training.Budget(max_epochs=S["max_epochs"], patience=3,
+    batch_size=T["batch_size"], lr=T["lr"], min_epochs=0), storage=storage, study_name="05_networks",
     seed=P["seed"], jobs=S["jobs"], enqueue=[nets.published(3, "EQ", 1).spec],
 )  # fmt: skip
 states = pd.Series([t.state.name for t in study.trials]).value_counts()
@@ -394,15 +394,16 @@ for i, (spec, val) in enumerate(top):
 # %%
 x16 = random_fields(T["n_test"], (16, 16))
 tests = {"8x8": data["test"], "16x16": (x16, invariant_target(x16))}
-instances, summary_rt = search.retrain(
-    [spec for spec, _ in top], data["train"], data["val"], tests,
-    task=search.Task(n_out=1, lattice=(8, 8), loss="mse"), seeds=range(S["seeds"]),
-    budget=search.Budget(max_epochs=T["max_epochs"], patience=T["patience"],
-    batch_size=T["batch_size"], lr=T["lr"]),
+specs = {f"#{i + 1}": spec for i, (spec, _) in enumerate(top)}
+instances, _ = experiments.run_grid(
+    specs, data["train"], data["val"], tests, seeds=range(S["seeds"]),
+    task=search.Task(n_out=1, lattice=(8, 8), loss="mse"),
+    budget=training.Budget(max_epochs=T["max_epochs"], patience=T["patience"],
+    batch_size=T["batch_size"], lr=T["lr"], min_epochs=0), desc="retraining",
 )  # fmt: skip
-names = {spec: f"#{i + 1}" for i, (spec, _) in enumerate(top)}
-cols = [(stat, t) for stat in ("mean", "median", "sem") for t in ("8x8", "16x16")]
-summary_rt[cols].rename(index=names).map(lambda v: f"{v:.3g}")
+summary_rt = experiments.summarize(instances, ["label"], ["8x8", "16x16"])
+cols = [(t, stat) for stat in ("mean", "median", "sem") for t in ("8x8", "16x16")]
+summary_rt[cols].map(lambda v: f"{v:.3g}")
 
 # %% [markdown]
 # Test losses of the retrained instances on the training lattice and on a $16\times16$

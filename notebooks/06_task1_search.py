@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from optuna.trial import TrialState
 
-from qftml import datasets, experiments, nets, search
+from qftml import datasets, experiments, nets, search, training
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import setup
 
@@ -100,9 +100,7 @@ S = P["search"]
 mu = train.meta["mu"]
 sub = experiments.nested_subsets(len(train), [S["n_train"]], P["seed"], groups=mu)[S["n_train"]]
 search_train = train.select(sub).xy
-search_budget = search.Budget(
-    max_epochs=S["max_epochs"], patience=S["patience"], batch_size=S["batch_size"], lr=S["lr"]
-)
+search_budget = training.Budget.from_params(S["budget"])
 t = time.perf_counter()
 studies = experiments.search_studies(
     FAMILIES, search_train, val.xy, task=TASK, budget=search_budget, n_trials=S["n_trials"],
@@ -190,19 +188,21 @@ with pd.option_context("display.float_format", "{:.3g}".format):
 
 # %% [markdown]
 # Then each published winner is retrained from scratch on the *whole* training set, with the
-# training budget used for every instance of the task-1 chapters and one instance per seed
+# training budget used for every instance of the task-1 chapters (the source group's recipe
+# {cite}`Ein:scalarmlreflection`: AdamW with amsgrad at learning rate $10^{-2}$, batches of
+# 50 or 100, early stopping with patience 25, validation on 10 % of $N_\text{train}$) and one
+# instance per seed
 # (different initial weights and mini-batch order). These instances are cached on disk by
 # content ({mod}`qftml.experiments`): the comparison chapter, which trains the same
 # architectures on the same data, loads them instead of training them again.
 
 # %%
 B = P["train"]
-budget = search.Budget(
-    max_epochs=B["max_epochs"], patience=B["patience"], batch_size=B["batch_size"], lr=B["lr"]
-)
+budget = training.Budget.from_params(B)
 table, instances = experiments.run_grid(
     pub, train.xy, val.xy, {"test": test.xy}, seeds=P["seeds"], task=TASK, budget=budget,
-    subset_seed=P["seed"], groups=mu, output_names=OUT, desc="published winners",
+    subset_seed=P["seed"], groups=mu, val_fraction=P["val_fraction"], val_groups=val.meta["mu"],
+    output_names=OUT, desc="published winners",
 )  # fmt: skip
 fig, ax = plt.subplots(figsize=(6.4, 4))
 for inst, (_, row) in zip(instances, table.iterrows(), strict=True):

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from qftml import datasets, experiments, nets, search
+from qftml import datasets, experiments, nets, search, training
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import notebook_params, setup
 
@@ -81,8 +81,7 @@ elif P["architectures"] == "search":
     sub = experiments.nested_subsets(len(train), [S["n_train"]], S6["seed"], groups=mu)
     studies = experiments.search_studies(
         FAMILIES, train.select(sub[S["n_train"]]).xy, val.xy, task=TASK,
-        budget=search.Budget(max_epochs=S["max_epochs"], patience=S["patience"],
-                             batch_size=S["batch_size"], lr=S["lr"]),
+        budget=training.Budget.from_params(S["budget"]),
         n_trials=S["n_trials"], seed=S6["seed"], jobs=S["jobs"], pruner=S["pruner"],
         prefix=f"task1-{profile}",
     )  # fmt: skip
@@ -93,12 +92,10 @@ for f, spec in SPECS.items():
     print(f"{f} ({nets.spec_params(spec)} parameters): {spec}")
 
 B = P["train"]
-budget = search.Budget(
-    max_epochs=B["max_epochs"], patience=B["patience"], batch_size=B["batch_size"], lr=B["lr"]
-)
+budget = training.Budget.from_params(B)
 grid = dict(
     sizes=P["n_train"], seeds=P["seeds"], task=TASK, budget=budget, subset_seed=P["seed"],
-    groups=mu, output_names=OUT,
+    groups=mu, val_fraction=P["val_fraction"], val_groups=val.meta["mu"], output_names=OUT,
 )  # fmt: skip
 tests = {"test": test.xy, "test_all_mu": test_all.xy}
 

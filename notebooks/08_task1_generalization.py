@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from qftml import datasets, experiments, nets, search
+from qftml import datasets, experiments, nets, search, training
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import notebook_params, setup
 
@@ -66,8 +66,7 @@ elif P["architectures"] == "search":
     sub = experiments.nested_subsets(len(train), [S["n_train"]], S6["seed"], groups=mu)
     studies = experiments.search_studies(
         FAMILIES, train.select(sub[S["n_train"]]).xy, val.xy, task=TASK,
-        budget=search.Budget(max_epochs=S["max_epochs"], patience=S["patience"],
-                             batch_size=S["batch_size"], lr=S["lr"]),
+        budget=training.Budget.from_params(S["budget"]),
         n_trials=S["n_trials"], seed=S6["seed"], jobs=S["jobs"], pruner=S["pruner"],
         prefix=f"task1-{profile}",
     )  # fmt: skip
@@ -75,9 +74,7 @@ elif P["architectures"] == "search":
 else:
     raise ValueError(f"architectures must be 'published' or 'search'; got {P['architectures']!r}")
 B = P["train"]
-budget = search.Budget(
-    max_epochs=B["max_epochs"], patience=B["patience"], batch_size=B["batch_size"], lr=B["lr"]
-)
+budget = training.Budget.from_params(B)
 print(f"training range {lo:g} <= mu <= {hi:g} on {train.lattice}; test lattices {LATTICES}")
 print("test mu:", np.unique(tests[train.lattice].meta["mu"]).round(3).tolist())
 

@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 from matplotlib.patches import Rectangle
 
-from qftml import datasets, experiments, nets, search
+from qftml import datasets, experiments, nets, search, training
 from qftml.lattice import divergence, n_violations
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import notebook_params, setup
@@ -178,10 +178,7 @@ print(hand.groupby("lattice", sort=False)[["accuracy", "loss"]].agg(["min", "max
 # %%
 S = P["search"]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-search_budget = search.Budget(
-    max_epochs=S["max_epochs"], patience=S["patience"], batch_size=P["budget"]["batch_size"],
-    lr=P["budget"]["lr"],
-)  # fmt: skip
+search_budget = training.Budget.from_params({**P["budget"], **S["budget"]})
 studies = experiments.search_studies(
     FAMILIES, train.xy, val.xy, task=TASK, budget=search_budget, n_trials=S["n_trials"],
     seed=P["seed"], jobs=S["jobs"], prefix="task2",
@@ -229,8 +226,7 @@ for fam in FAMILIES:
     if best.loc[fam, "spec"] != specs[f"{fam} published"]:
         specs[f"{fam} search"] = best.loc[fam, "spec"]
 B = P["budget"]
-budget = search.Budget(max_epochs=B["max_epochs"], patience=B["patience"],
-                       batch_size=B["batch_size"], lr=B["lr"])  # fmt: skip
+budget = training.Budget.from_params(B)
 table, instances = experiments.run_grid(
     specs, train.xy, val.xy, tests, seeds=range(P["instances"]), task=TASK, budget=budget,
     desc="task 2 instances",

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qftml import datasets, experiments, nets, search
+from qftml import datasets, experiments, nets, search, training
 from qftml.lattice import divergence
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import notebook_params, setup
@@ -175,8 +175,7 @@ arch
 
 # %%
 B = P["budget"]
-budget = search.Budget(max_epochs=B["max_epochs"], patience=B["patience"],
-                       batch_size=B["batch_size"], lr=B["lr"])  # fmt: skip
+budget = training.Budget.from_params(B)
 specs = {name: e.spec for name, e in published.items()}
 table, instances = experiments.run_grid(
     specs, train.xy, val.xy, seeds=range(P["instances"]), task=TASK, budget=budget,

@@ -32,6 +32,12 @@ class A:
 '''
 
 
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
 def _digest(tmp_path, *sources):
     paths = []
     for i, text in enumerate(sources):
@@ -118,7 +124,62 @@ def test_a_docstring_edit_in_network_or_training_code_retrains_nothing(tmp_path,
     training.write_text(edited)
     experiments.code_digest.cache_clear()
     assert experiments.code_digest() == before
-    training.write_text(text.replace("def train(", "def train_(", 1))  # a real change
+    changed = text.replace("since_best >= patience", "since_best > patience", 1)
+    assert changed != text
+    training.write_text(changed)  # a real change
     experiments.code_digest.cache_clear()
     assert experiments.code_digest() != before
     experiments.code_digest.cache_clear()
+
+
+def test_roots_count_only_the_code_they_reach(tmp_path):
+    """With roots, an unreached definition is left out; a reached one, however far, is in."""
+    base = """\
+    K = 3
+
+    def helper(x):
+        return x * K
+
+    def root(x):
+        return helper(x) + 1
+
+    def unrelated(x):
+        return x
+    """
+    base = textwrap.dedent(base)
+    before = keys.code_digest([_write(tmp_path, "a.py", base)], roots=["root"])
+    added = base + "\ndef another(y):\n    return y - 1\n"
+    edited_unreached = base.replace("return x\n", "return -x\n")
+    edited_constant = base.replace("K = 3", "K = 4")  # reached through helper
+    for text, same in ((added, True), (edited_unreached, True), (edited_constant, False)):
+        after = keys.code_digest([_write(tmp_path, "a.py", text)], roots=["root"])
+        assert (after == before) is same, text
+    with pytest.raises(ValueError, match=r"root\(s\) \['nowhere'\]"):
+        keys.code_digest([_write(tmp_path, "a.py", base)], roots=["nowhere"])
+
+
+def test_instance_code_digest_ignores_code_training_never_runs(tmp_path, monkeypatch):
+    """Adding a function to nets.py that no root reaches keeps trained instances valid."""
+    import shutil
+
+    from qftml import experiments
+
+    pkg = tmp_path / "qftml"
+    pkg.mkdir()
+    here = experiments.Path(experiments.__file__).parent
+    for name in ("training.py", "nets.py"):
+        shutil.copy(here / name, pkg / name)
+    monkeypatch.setattr(experiments, "__file__", str(pkg / "experiments.py"))
+    experiments.code_digest.cache_clear()
+    try:
+        before = experiments.code_digest()
+        nets = pkg / "nets.py"
+        nets.write_text(nets.read_text() + "\n\ndef a_new_probe(model):\n    return 0\n")
+        experiments.code_digest.cache_clear()
+        assert experiments.code_digest() == before
+        text = nets.read_text()  # a change inside the builder's reach
+        nets.write_text(text.replace("class PeriodicConv2d(", "class PeriodicConv2d_(", 1))
+        experiments.code_digest.cache_clear()
+        assert experiments.code_digest() != before
+    finally:
+        experiments.code_digest.cache_clear()

@@ -132,8 +132,9 @@ def test_parallel_search_killed_and_resumed(tmp_path):
             except KeyError:  # the study is not created yet
                 continue
             done = len(search.finished_trials(st))
-            if done >= 2:
-                break
+            seen = {t.user_attrs["worker"]["pid"] for t in st.trials if "worker" in t.user_attrs}
+            if done >= 2 and len(seen) == 2:  # both workers have started (a loaded machine
+                break  # may start the second one late)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -154,24 +155,10 @@ def test_parallel_search_killed_and_resumed(tmp_path):
         assert t.user_attrs.get("failed")  # a dead worker's trial, or a cancelled one
 
 
-def test_top_specs_and_retrain(data):
+def test_top_specs(data):
     study = optuna.create_study()
     for spec, value in [("A", 3.0), ("B", 1.0), ("A", 0.5), ("C", 2.0)]:
         t = study.ask()
         t.set_user_attr("spec", spec)
         study.tell(t, value)
     assert search.top_specs(study, 2) == [("A", 0.5), ("B", 1.0)]
-
-    specs = [
-        "Conv(1x1, 4, 4) LeakyReLU GlobalAvgPool Linear(4, 1)",
-        "Conv(1x1, 4, 4) LeakyReLU AvgPool(2x2, 2) Flatten Linear(16, 1)",
-    ]
-    big = torch.randint(-2, 3, (8, 4, 8, 8), generator=torch.Generator().manual_seed(9)).float()
-    tests = {"4x4": data[1], "8x8": (big, (big[:, 0] ** 2).mean(dim=(-2, -1))[:, None])}
-    inst, summary = search.retrain(specs, *data, tests, task=TASK, seeds=[0, 1, 2], budget=TINY)
-    assert len(inst) == 6 and set(inst.seed) == {0, 1, 2}
-    eq = inst[inst.spec == specs[0]]
-    assert summary.loc[specs[0], ("mean", "4x4")] == pytest.approx(eq["4x4"].mean())
-    assert summary.loc[specs[0], ("median", "4x4")] == pytest.approx(eq["4x4"].median())
-    assert inst[inst.spec == specs[1]]["8x8"].isna().all()  # FL cannot change lattice
-    assert inst[inst.spec == specs[0]]["8x8"].notna().all()

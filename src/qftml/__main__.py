@@ -50,6 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     p_data.add_argument("--no-verify", action="store_true", help="skip cached files' checksums")
     p_data.add_argument("-v", "--verbose", action="store_true", help="one line per file")
 
+    p_res = sub.add_parser(
+        "results",
+        help="the full-statistics results store (results/): run, verify, summary",
+        description="Train the missing instances of the store's experiments (resumable), "
+        "check the store against today's code and data, or print what it covers.",
+    )
+    res = p_res.add_subparsers(dest="action", required=True)
+    r_run = res.add_parser("run", help="train and store every missing instance (resumable)")
+    r_run.add_argument("experiment", nargs="?", default="task1-comparison")
+    r_run.add_argument("--profile", default="paper", help="parameter profile (profiles.yml)")
+    r_run.add_argument("--sizes", type=int, nargs="*", help="only these N_train")
+    r_run.add_argument("--hours", type=float, default=None, help="stop after this much time")
+    r_run.add_argument("--workers", type=int, default=None, help="local workers (0: in-process)")
+    r_run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler")
+    r_ver = res.add_parser("verify", help="check every entry; re-evaluate and retrain samples")
+    r_ver.add_argument("--sample", type=int, default=2, help="entries to re-evaluate")
+    r_ver.add_argument("--retrain", type=int, default=1, help="entries to retrain")
+    r_ver.add_argument("--seed", type=int, default=0, help="seed of the random sample")
+    r_sum = res.add_parser("summary", help="what the store covers")
+    r_sum.add_argument("--json", action="store_true", help="as JSON")
+
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -92,7 +113,33 @@ def _dispatch(args) -> int:
         from .datasets import cli as data_cli
 
         return data_cli.main(args)
+    if args.command == "results":
+        return _results(args)
     return 2
+
+
+def _results(args) -> int:
+    import json
+
+    from . import results
+
+    if args.action == "run":
+        out = results.run(
+            args.experiment, args.profile, sizes=args.sizes, hours=args.hours,
+            workers=args.workers, scheduler=args.scheduler,
+        )  # fmt: skip
+        print(f"{out['stored']} of {out['planned']} instances stored ({out['trained']} new)")
+        return 0
+    if args.action == "verify":
+        return 0 if results.verify(args.sample, retrain=args.retrain, seed=args.seed) else 1
+    cover = results.summary()
+    if args.json:
+        print(json.dumps(cover, indent=1))
+    else:
+        for task, rows in cover.items():
+            for r in rows:
+                print(task, " ".join(f"{k}={v}" for k, v in r.items()))
+    return 0
 
 
 if __name__ == "__main__":

@@ -49,13 +49,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, keys
+from . import keys
 from .keys import fingerprint, normalized_source
 from .nets import SpecNet, from_spec
 from .paths import data_dir
 from .processes import temporary_path
-from .search import Budget, Task, run
-from .training import as_tensors, evaluate, load_model, predict, save_model, train
+from .search import Task, run
+from .training import Budget, as_tensors, evaluate, load_model, predict, save_model, train
 
 __all__ = [
     "AUGMENTATIONS",
@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 
-#: Defaults of :class:`qftml.search.Task` and :class:`qftml.search.Budget` (both frozen).
+#: Defaults of :class:`qftml.search.Task` and :class:`qftml.training.Budget` (both frozen).
 DEFAULT_TASK = Task()
 DEFAULT_BUDGET = Budget()
 
@@ -88,16 +88,21 @@ DEFAULT_BUDGET = Budget()
 # --------------------------------------------------------------------------------------------
 
 
+#: What builds, trains and tests a network: the roots of :func:`code_digest`.
+CODE_ROOTS = ("from_spec", "train", "evaluate", "predict", "Budget")
+
+
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """Digest of the code that determines trained weights (the network and training modules).
+    """Digest of the code that determines trained weights and test losses.
 
-    Code, not text (:func:`qftml.keys.code_digest`): a docstring edit or moving a function
-    between these modules retrains nothing.
+    The definitions reachable from :data:`CODE_ROOTS` in the network and training modules,
+    as code, not text (:func:`qftml.keys.code_digest`): a docstring edit, moving a function
+    between these modules, or adding code that training never runs retrains nothing.
     """
     here = Path(__file__).resolve().parent
     files = [here / "training.py", here / "nets.py", *sorted((here / "nets").glob("*.py"))]
-    return keys.code_digest(p for p in files if p.exists())
+    return keys.code_digest((p for p in files if p.exists()), roots=CODE_ROOTS)
 
 
 def cache_dir() -> Path:
@@ -233,10 +238,9 @@ def instance_key(
         "seed": int(seed),
         "data": data_key,
         "loss": task.loss,
-        "budget": {k: getattr(budget, k) for k in sorted(budget.__dataclass_fields__)},
+        "budget": budget.key(),
         "augment": None if aug is None else [augment, normalized_source(inspect.getsource(aug))],
         "code": code_digest(),
-        "version": __version__,
         "libraries": {"torch": torch.__version__, "numpy": np.__version__},
     }
     return keys.digest(payload)
@@ -334,7 +338,7 @@ def train_instance(
         (X, y),
         (Xv, yv),
         loss=task.loss,
-        **budget.train_kwargs(),
+        **budget.train_kwargs(len(X)),
         seed=int(seed),
         transform=_augmentation(augment, seed),
         device=device,
@@ -394,12 +398,12 @@ def _grid_job(
     item, *, X, y, Xv, yv, tests, task, budget, output_names, cache, device
 ) -> tuple[dict, Instance]:
     """One instance of :func:`run_grid`: train (or load) it, test it, its table row."""
-    label, spec, aug, m, seed, idx = item
+    label, spec, aug, m, seed, idx, vidx = item
     start = time.perf_counter()
-    idx = torch.from_numpy(idx)
+    idx, vidx = torch.from_numpy(idx), torch.from_numpy(vidx)
     inst = train_instance(
-        spec, (X[idx], y[idx]), (Xv, yv), task=task, budget=budget, seed=seed, augment=aug,
-        cache=cache, device=device,
+        spec, (X[idx], y[idx]), (Xv[vidx], yv[vidx]), task=task, budget=budget, seed=seed,
+        augment=aug, cache=cache, device=device,
     )  # fmt: skip
     if cache and not inst.cached:
         _log_training(inst)
@@ -409,6 +413,7 @@ def _grid_job(
         "family": inst.family,
         "augment": aug,
         "n_train": m,
+        "n_val": len(vidx),
         "seed": seed,
         "val": hist.get("best_val_loss", math.nan),
         "epochs": (hist.get("epoch") or [0])[-1],
@@ -467,6 +472,8 @@ def run_grid(
     budget: Budget = DEFAULT_BUDGET,
     subset_seed: int = 0,
     groups=None,
+    val_fraction: float | None = None,
+    val_groups=None,
     output_names: Sequence[str] | None = None,
     cache: bool = True,
     device=None,
@@ -478,12 +485,14 @@ def run_grid(
 
     ``specs`` maps a label (e.g. the family) to a spec. ``sizes`` are training-set sizes
     (default: the whole set), drawn by :func:`nested_subsets` with ``subset_seed`` and
-    ``groups``; the validation set is always the full ``val_data``. ``tests`` maps a name to
-    an ``(X, y)`` pair. Returns ``(table, instances)``: a pandas DataFrame with one row per
-    instance (``label, family, augment, n_train, seed, val, epochs, best_epoch, seconds,
-    cached, key``, the loss on each test set under its name and, with ``output_names``, the
-    loss per output as ``"<test>[<output>]"``), and the :class:`Instance` objects in the same
-    order.
+    ``groups``. The validation set is the whole ``val_data``; with ``val_fraction`` an
+    instance of size ``m`` validates on ``int(val_fraction * m)`` samples of it (nested,
+    drawn with ``subset_seed + 1``, balanced over ``val_groups``), as the source's 10 % of
+    N_train {cite}`Ein:scalarmlreflection`. ``tests`` maps a name to an ``(X, y)`` pair.
+    Returns ``(table, instances)``: a pandas DataFrame with one row per instance (``label,
+    family, augment, n_train, n_val, seed, val, epochs, best_epoch, seconds, cached, key``,
+    the loss on each test set under its name and, with ``output_names``, the loss per
+    output as ``"<test>[<output>]"``), and the :class:`Instance` objects in the same order.
 
     Each instance is an independent job named by its key (:func:`qftml.grid.map_jobs`):
     instances not yet cached train on local worker processes, one per core (``workers``,
@@ -501,6 +510,14 @@ def run_grid(
     tests = {name: as_tensors(d) for name, d in (tests or {}).items()}
     sizes = [len(X)] if sizes is None else [int(m) for m in sizes]
     subsets = nested_subsets(len(X), sizes, subset_seed, groups)
+    if val_fraction is None:
+        vsubsets = {m: np.arange(len(Xv)) for m in sizes}
+    else:
+        if not 0 < val_fraction:
+            raise ValueError(f"val_fraction must be positive; got {val_fraction}")
+        vsizes = {m: max(1, int(val_fraction * m)) for m in sizes}
+        drawn = nested_subsets(len(Xv), sorted(set(vsizes.values())), subset_seed + 1, val_groups)
+        vsubsets = {m: drawn[vsizes[m]] for m in sizes}
     augment = [a or "none" for a in augment]
     seeds = [int(s) for s in seeds]
     jobs = [(lab, a, m, s) for lab in specs for a in augment for m in sizes for s in seeds]
@@ -513,16 +530,16 @@ def run_grid(
     )
     items, names, inline, slot = [], [], [], []
     for label, aug, m, seed in jobs:
-        idx = subsets[m]
+        idx, vidx = subsets[m], vsubsets[m]
         key = instance_key(
-            specs[label], seed, fingerprint(X[idx], y[idx], Xv, yv), task, budget, aug
+            specs[label], seed, fingerprint(X[idx], y[idx], Xv[vidx], yv[vidx]), task, budget, aug
         )
         name = f"instance-{key[:24]}-{tests_key[:8]}"
         if name in names:  # two labels for one spec: one job, one row each
             slot.append((names.index(name), label))
             continue
         slot.append((len(items), label))
-        items.append((label, specs[label], aug, m, seed, idx))
+        items.append((label, specs[label], aug, m, seed, idx, vidx))
         names.append(name)
         inline.append(cache and (cache_dir() / f"{key}.pt").exists())
     shared = dict(

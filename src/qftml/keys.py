@@ -62,19 +62,38 @@ def _name(node: ast.stmt) -> str | None:
     return None
 
 
-def definitions(source: str) -> dict[str, str]:
-    """``{name: normalized code}`` of the top-level definitions and assignments of a module.
-
-    Imports, ``__all__``, bare expressions (the module docstring) and ``if TYPE_CHECKING``
-    blocks carry no computation and are left out.
-    """
+def _definition_nodes(source: str) -> dict[str, ast.stmt]:
+    """``{name: node}`` of the top-level definitions of a module (see :func:`definitions`)."""
     tree = _strip_docstrings(ast.parse(source))
     out = {}
     for node in tree.body:
         name = _name(node)
         if name is None or name == "__all__":
             continue
-        out[name] = ast.dump(node, annotate_fields=False, include_attributes=False)
+        out[name] = node
+    return out
+
+
+def definitions(source: str) -> dict[str, str]:
+    """``{name: normalized code}`` of the top-level definitions and assignments of a module.
+
+    Imports, ``__all__``, bare expressions (the module docstring) and ``if TYPE_CHECKING``
+    blocks carry no computation and are left out.
+    """
+    return {
+        name: ast.dump(node, annotate_fields=False, include_attributes=False)
+        for name, node in _definition_nodes(source).items()
+    }
+
+
+def _referenced(node: ast.AST) -> set[str]:
+    """Every identifier a definition mentions (names and attribute names)."""
+    out = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            out.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            out.add(sub.attr)
     return out
 
 
@@ -83,16 +102,40 @@ def normalized_source(source: str) -> str:
     return "\n".join(f"{k}={v}" for k, v in sorted(definitions(source).items()))
 
 
-def code_digest(paths: Iterable[str | Path]) -> str:
+def code_digest(paths: Iterable[str | Path], roots: Iterable[str] | None = None) -> str:
     """SHA-256 of the definitions of several modules, pooled by name (file-independent).
 
+    With ``roots`` only the definitions reachable from them count: the roots, every
+    top-level definition they mention by name (as a name or an attribute), and so on.
+    Adding or editing a function that the roots never reach then keeps the digest, while
+    any change to the code they run changes it. (A mention is enough to be included, so the
+    closure errs on the side of too much.)
+
     Raises ``ValueError`` if two of the modules define one name differently: the digest
-    could not tell which one runs.
+    could not tell which one runs, or if a root is not defined in them.
     """
     pooled: dict[str, str] = {}
+    nodes: dict[str, ast.stmt] = {}
     for path in paths:
-        for name, code in definitions(Path(path).read_text()).items():
+        for name, node in _definition_nodes(Path(path).read_text()).items():
+            code = ast.dump(node, annotate_fields=False, include_attributes=False)
             if name in pooled and pooled[name] != code:
                 raise ValueError(f"{path}: {name!r} is also defined, differently, elsewhere")
-            pooled[name] = code
-    return digest(pooled)
+            pooled[name], nodes[name] = code, node
+    if roots is None:
+        return digest(pooled)
+    by_target: dict[str, list[str]] = {}
+    for name in pooled:  # an assignment "a, b = ..." is reached through a or b
+        for part in name.replace("(", "").replace(")", "").split(","):
+            by_target.setdefault(part.strip(), []).append(name)
+    todo = list(roots)
+    missing = [r for r in todo if r not in by_target]
+    if missing:
+        raise ValueError(f"root(s) {missing} are not defined in the given modules")
+    seen: set[str] = set()
+    while todo:
+        for name in by_target.get(todo.pop(), ()):
+            if name not in seen:
+                seen.add(name)
+                todo.extend(_referenced(nodes[name]))
+    return digest({name: pooled[name] for name in sorted(seen)})

@@ -54,8 +54,7 @@ from optuna.trial import TrialState
 from .nets import from_spec, parse_spec, spec_family
 from .paths import data_dir
 from .processes import exit_with_parent, pid_alive
-from .progress import progress
-from .training import as_tensors, evaluate, train
+from .training import Budget, as_tensors, train
 
 __all__ = [
     "WIDTHS",
@@ -70,7 +69,6 @@ __all__ = [
     "run",
     "finished_trials",
     "top_specs",
-    "retrain",
     "main",
 ]
 
@@ -99,21 +97,6 @@ class Task:
     n_in: int = 4
     max_conv: int = 5
     max_linear: int = 3
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Training budget of one trial (and of each retrained instance)."""
-
-    max_epochs: int = 50
-    patience: int = 5
-    batch_size: int = 64
-    lr: float = 1e-3
-    max_seconds: float | None = None
-
-    def train_kwargs(self) -> dict:
-        """The keyword arguments of :func:`qftml.training.train` this budget fixes."""
-        return asdict(self)
 
 
 def _b(x) -> str:
@@ -458,7 +441,7 @@ def _objective(cfg: _Config, study: optuna.Study, trial: optuna.Trial) -> float:
             cfg.data["train"],
             cfg.data["val"],
             loss=cfg.task.loss,
-            **{**cfg.budget.train_kwargs(), "lr": lr},
+            **{**cfg.budget.train_kwargs(len(cfg.data["train"][0])), "lr": lr},
             seed=cfg.seed + trial.number,
             on_epoch=report,
             desc=f"trial {trial.number}",
@@ -529,7 +512,7 @@ def run(
     *,
     task: Task = Task(),
     n_trials: int = 100,
-    budget: Budget = Budget(),
+    budget: Budget | None = None,
     study_name: str | None = None,
     storage: str | os.PathLike | None = None,
     jobs: int = 1,
@@ -549,6 +532,7 @@ def run(
     study, loaded from its storage. The result is reproducible for ``jobs=1``; parallel
     workers interleave in an order set by timing.
     """
+    budget = Budget() if budget is None else budget
     family = family.upper()
     if family not in ("EQ", "ST", "FL"):
         raise ValueError(f"unknown family {family!r}; choose EQ, ST or FL")
@@ -611,71 +595,6 @@ def top_specs(study: optuna.Study, k: int = 3) -> list[tuple[str, float]]:
         if spec is not None and (spec not in best or t.value < best[spec]):
             best[spec] = t.value
     return sorted(best.items(), key=lambda kv: kv[1])[:k]
-
-
-def retrain(
-    specs: list[str],
-    train_data,
-    val_data,
-    test_data,
-    *,
-    task: Task = Task(),
-    seeds=range(10),
-    budget: Budget = Budget(),
-    device=None,
-):
-    """Retrain every spec from scratch for each seed (instances, as the source's 10) and
-    evaluate on the test set(s).
-
-    ``test_data`` is one ``(X, y)`` pair or a dict ``name -> (X, y)`` (e.g. several lattice
-    sizes). Returns ``(instances, summary)`` as pandas DataFrames: one row per (spec, seed)
-    with validation and test losses, and per spec the mean, median, standard deviation and
-    standard error of each loss over the instances.
-    """
-    import pandas as pd
-
-    tests = test_data if isinstance(test_data, dict) else {"test": test_data}
-    tests = {name: as_tensors(d) for name, d in tests.items()}
-    train_t, val_t = as_tensors(train_data), as_tensors(val_data)
-    rows = []
-    jobs = [(spec, seed) for spec in specs for seed in seeds]
-    for spec, seed in progress(jobs, desc="retraining"):
-        model = from_spec(spec, task.lattice, seed=int(seed))
-        hist = train(
-            model,
-            train_t,
-            val_t,
-            loss=task.loss,
-            **budget.train_kwargs(),
-            seed=int(seed),
-            device=device,
-        )
-        row = {"spec": spec, "seed": int(seed), "family": model.family, "val": hist.best_val_loss}
-        row["epochs"] = hist.epoch[-1]
-        for name, data in tests.items():
-            if model.family == "FL" and tuple(data[0].shape[-2:]) != model.lattice:
-                row[name] = np.nan  # an FL model cannot run on another lattice size
-            else:
-                row[name] = evaluate(model, data, loss=task.loss, device=device)["loss"]
-        rows.append(row)
-    instances = pd.DataFrame(rows)
-    cols = ["val", *tests]
-    g = instances.groupby("spec", sort=False)[cols]
-    summary = pd.concat(
-        {
-            "mean": g.mean(),
-            "median": g.median(),
-            "std": g.std(ddof=1),
-            "sem": g.std(ddof=1) / np.sqrt(g.count()),
-        },
-        axis=1,
-    )
-    return instances, summary
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,7 @@ from .nets import SpecNet, from_spec
 from .progress import progress
 
 __all__ = [
+    "Budget",
     "LOSSES",
     "History",
     "seed_everything",
@@ -176,14 +177,15 @@ def _check_output(model, X, y, loss):
 
 
 #: The task-1 training recipe of the source group's public regression code
-#: {cite}`Ein:scalarmlreflection`: AdamW with amsgrad, lr 1e-2 without schedule, early
-#: stopping with patience 25 after at least 100 and at most 1000 epochs, best weights
-#: restored; batch 50 below 500 training samples, else 100 (:func:`source_batch_size`).
-#: Its weight decay is a run parameter not fixed in that code; ``train``'s default (0) is kept.
+#: {cite}`Ein:scalarmlreflection`: AdamW with amsgrad, lr 1e-2 without schedule and without
+#: weight decay, early stopping with patience 25 after at least 100 and at most 1000 epochs,
+#: best weights restored; batch 50 below 500 training samples, else 100
+#: (:func:`source_batch_size`). These are the defaults of :class:`Budget`.
 SOURCE_RECIPE: dict = dict(
     optimizer="adamw",
     amsgrad=True,
     lr=1e-2,
+    weight_decay=0.0,
     patience=25,
     min_epochs=100,
     max_epochs=1000,
@@ -195,6 +197,68 @@ _PRECISIONS = ("fp32", "bf16")
 def source_batch_size(n_train: int) -> int:
     """The source's batch size: 50 below 500 training samples, else 100."""
     return 50 if int(n_train) < 500 else 100
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How one network is trained: the optimizer, its schedule of epochs and early stopping.
+
+    The defaults are the source group's recipe (:data:`SOURCE_RECIPE`);
+    ``batch_size="source"`` means :func:`source_batch_size` of the training-set size.
+    Every field enters the content key of a trained instance.
+    """
+
+    max_epochs: int = 1000
+    patience: int = 25
+    batch_size: int | str = "source"
+    lr: float = 1e-2
+    optimizer: str = "adamw"
+    amsgrad: bool = True
+    weight_decay: float = 0.0
+    min_epochs: int = 100
+    precision: str = "fp32"
+    max_seconds: float | None = None
+
+    def __post_init__(self):
+        if self.batch_size != "source" and not (
+            isinstance(self.batch_size, int) and self.batch_size >= 1
+        ):
+            raise ValueError(
+                f"batch_size must be an integer >= 1 or 'source'; got {self.batch_size!r}"
+            )
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose 'adam' or 'adamw'")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {_PRECISIONS}")
+        for name in ("max_epochs", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if int(self.min_epochs) < 0:
+            raise ValueError(f"min_epochs must be >= 0; got {self.min_epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive; got {self.lr}")
+
+    @classmethod
+    def from_params(cls, params: dict) -> Budget:
+        """A budget from a profile section (a dict); an unknown key is an error naming it."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown budget key(s) {unknown}; known: {sorted(known)}")
+        return cls(**params)
+
+    def train_kwargs(self, n_train: int | None = None) -> dict:
+        """The keyword arguments of :func:`train` this budget fixes (for ``n_train`` samples)."""
+        kw = asdict(self)
+        if kw["batch_size"] == "source":
+            if n_train is None:
+                raise ValueError("batch_size 'source' needs the training-set size n_train")
+            kw["batch_size"] = source_batch_size(n_train)
+        return kw
+
+    def key(self) -> dict:
+        """The fields as a dict in a fixed order (the budget's part of a content key)."""
+        return {k: getattr(self, k) for k in sorted(self.__dataclass_fields__)}
 
 
 def _optimizer(name: str, params, lr: float, weight_decay: float, amsgrad: bool):

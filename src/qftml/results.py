@@ -1,0 +1,577 @@
+"""The results store: full-statistics outcomes kept in the repository, with provenance.
+
+The ``paper`` profile's grids cost CPU-hours, so their outcome is computed once, by
+``python -m qftml results run``, and kept under ``results/`` (``$QFTML_RESULTS``
+overrides the folder): one JSON entry and one weights file per trained instance,
+
+    results/<experiment>/<model key>.json     what it is, how it trained, its test losses
+    results/<experiment>/<model key>.pt       its weights (as qftml.training.save_model)
+
+Each entry records its *provenance* (commit, profile, parameters, device, threads, library
+versions, wall time, date, command) and the *keys* that determine it: the instance's content
+key (:func:`qftml.experiments.instance_key`), the code digest, the budget and the digest of
+the content keys of every dataset file of its splits. ``results verify`` recomputes those
+keys from today's code and ``profiles.yml`` (an entry that differs is stale), re-evaluates a
+random sample of stored instances on regenerated test files against their stored losses, and
+retrains one instance where the device and libraries match.
+
+The run is resumable at the granularity of one instance: finished instances are entries,
+the next call trains only what is missing, and a call with ``--hours`` stops after the
+chunk that crosses the limit. Chunks run in the order that leaves a complete part after any
+stretch: every family and seed at the smallest ``N_train`` before the next size.
+
+Experiments (:data:`EXPERIMENTS`):
+
+- ``task1-comparison``: the published task-1 winners (EQ, ST, FL) and ST, FL with random
+  translations, 10 instances at every ``N_train`` of chapter 07's section, each tested on
+  every test lattice and chemical potential of the ``datasets.task1.test`` split (the
+  lattice-size and mu-extrapolation tests on the same instances).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import experiments, grid, keys, nets
+from .paths import ROOT
+from .profiles import notebook_params
+from .search import Task
+from .training import Budget, evaluate, load_model
+
+__all__ = [
+    "EXPERIMENTS",
+    "SCHEMA",
+    "Plan",
+    "entries",
+    "load_table",
+    "plan_task1_comparison",
+    "run",
+    "store_dir",
+    "summary",
+    "verify",
+]
+
+#: Layout version of an entry; an entry of another version is reported as stale.
+SCHEMA = 1
+#: Experiment name -> (task, profile section it reads).
+EXPERIMENTS = {"task1-comparison": (1, "07_task1_comparison")}
+#: Relative tolerance of a re-evaluated test loss against the stored one: evaluation is
+#: deterministic, but the summation order of a batched forward pass may differ between
+#: thread counts and CPUs (float32 rounding, ~1e-7 per operation).
+EVAL_RTOL = 1e-4
+#: Relative tolerance of a retrained instance's test loss when its weights are not bitwise
+#: those stored (another CPU's vector units round differently and training amplifies it).
+RETRAIN_RTOL = 0.05
+
+
+def store_dir() -> Path:
+    """The store's folder: ``$QFTML_RESULTS``, else ``<repo>/results``."""
+    return Path(os.environ.get("QFTML_RESULTS", ROOT / "results"))
+
+
+# --------------------------------------------------------------------------------------------
+# What an experiment consists of
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The instances of one experiment: ``(label, spec, augment, n_train, seed)`` chunks."""
+
+    experiment: str
+    profile: str
+    params: dict
+    specs: dict
+    augment: dict  # label -> list of augmentations ("none" first)
+    sizes: list
+    seeds: list
+    budget: Budget
+    val_fraction: float | None
+
+    def instances(self) -> list[tuple[str, str, int, int]]:
+        """``(label, augment, n_train, seed)`` in run order: size, then seed, then model."""
+        out = []
+        for m in self.sizes:
+            for s in self.seeds:
+                for label in self.specs:
+                    for aug in self.augment[label]:
+                        out.append((label, aug, m, s))
+        return out
+
+
+def plan_task1_comparison(profile: str = "paper", params: dict | None = None) -> Plan:
+    """Chapter 07's grid in ``profile`` with the published winners (the source's comparison).
+
+    ``params`` replaces the profile section ``07_task1_comparison`` (tests use it).
+    """
+    P = notebook_params("07_task1_comparison", profile) if params is None else params
+    families = ("EQ", "ST", "FL")
+    specs = {f: nets.published(1, f).spec for f in families}
+    augmented = set(P.get("augment", ()))
+    augment = {f: ["none", *(["translations"] if f in augmented else [])] for f in families}
+    return Plan(
+        "task1-comparison", profile, P, specs, augment, sorted(int(m) for m in P["n_train"]),
+        [int(s) for s in P["seeds"]], Budget.from_params(P.get("train") or {}),
+        P.get("val_fraction"),
+    )  # fmt: skip
+
+
+_PLANS: dict[str, Callable[..., Plan]] = {"task1-comparison": plan_task1_comparison}
+
+
+def _plan(experiment: str, profile: str) -> Plan:
+    if experiment not in _PLANS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose one of {sorted(_PLANS)}")
+    return _PLANS[experiment](profile)
+
+
+# --------------------------------------------------------------------------------------------
+# Keys and provenance
+# --------------------------------------------------------------------------------------------
+
+
+def data_keys(task: int, profile: str) -> dict[str, str]:
+    """``{split: digest of the content keys of its dataset files}`` (no data needed)."""
+    from .datasets.jobs import jobs_for
+
+    out = {}
+    for split in ("train", "val", "test"):
+        out[split] = keys.digest(sorted(j.content_key() for j in jobs_for(task, profile, split)))
+    return out
+
+
+def recipe_keys(plan: Plan) -> dict:
+    """What an entry's validity depends on besides its data: code, budget, libraries."""
+    return {
+        "code": experiments.code_digest(),
+        "budget": plan.budget.key(),
+        "val_fraction": plan.val_fraction,
+        "libraries": {"torch": torch.__version__, "numpy": np.__version__},
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def provenance(plan: Plan, command: str | None = None) -> dict:
+    """Where and how the entries of a run are made."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return {
+        "commit": commit + ("+dirty" if dirty else ""),
+        "profile": plan.profile,
+        "params": plan.params,
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "host": platform.node(),
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "command": command or " ".join(["python -m qftml", *sys.argv[1:]]),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Entries
+# --------------------------------------------------------------------------------------------
+
+
+def _round(v):
+    """Floats to 7 significant digits (float32's precision): smaller files, same numbers."""
+    if isinstance(v, float):
+        return float(f"{v:.7g}") if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_round(x) for x in v]
+    return v
+
+
+def _write_json(path: Path, record: dict) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _entry_digest(record: dict) -> str:
+    return keys.digest({k: v for k, v in record.items() if k != "checksum"})
+
+
+def entries(experiment: str, root: Path | None = None) -> list[dict]:
+    """Every intact entry of ``experiment`` (a damaged one raises, naming the file)."""
+    folder = (root or store_dir()) / experiment
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a results entry ({exc})") from None
+        if record.get("checksum") != _entry_digest(record):
+            raise ValueError(f"{path}: checksum mismatch (edited or damaged entry)")
+        record["_path"] = str(path)
+        out.append(record)
+    return out
+
+
+def _test_sets(plan: Plan) -> dict[str, tuple]:
+    """Every (test lattice, mu) file of the plan's task as its own test set ``"LxT@mu"``."""
+    from . import datasets
+
+    task = EXPERIMENTS[plan.experiment][0]
+    out = {}
+    for lat in datasets.lattices(task, plan.profile, "test"):
+        data = datasets.load(task, plan.profile, "test", lat, log=lambda *_: None)
+        for (mu,), part in data.groups("mu"):
+            out[f"{lat}@{float(mu):.6g}"] = part.xy
+    return out
+
+
+def _entry(plan, row: dict, inst, tests_meta, prov, dkeys, wall: float) -> dict:
+    spec = plan.specs[row["label"]]
+    tests: dict[str, dict] = {}
+    for name in tests_meta:
+        lat, mu = name.split("@")
+        t = tests.setdefault(lat, {"mu": [], "loss": [], "loss_n": [], "loss_phi2": []})
+        t["mu"].append(float(mu))
+        t["loss"].append(row[name])
+        t["loss_n"].append(row.get(f"{name}[n]", math.nan))
+        t["loss_phi2"].append(row.get(f"{name}[phi2]", math.nan))
+    record = {
+        "schema": SCHEMA,
+        "experiment": plan.experiment,
+        "instance": {
+            "label": row["label"], "family": row["family"], "spec": spec,
+            "augment": row["augment"], "n_train": int(row["n_train"]), "n_val": int(row["n_val"]),
+            "seed": int(row["seed"]), "n_params": nets.spec_params(spec),
+        },  # fmt: skip
+        "keys": {"model": inst.key, "data": dkeys, **recipe_keys(plan)},
+        "history": {k: inst.history.get(k) for k in ("epoch", "train_loss", "val_loss")},
+        "best_epoch": inst.history.get("best_epoch"),
+        "best_val_loss": inst.history.get("best_val_loss"),
+        "train_seconds": inst.history.get("seconds"),
+        "tests": tests,
+        "provenance": {**prov, "wall_s": wall, "date": _now()},
+    }  # fmt: skip
+    record = _round(record)
+    record["checksum"] = _entry_digest(record)
+    return record
+
+
+def run(
+    experiment: str = "task1-comparison",
+    profile: str = "paper",
+    *,
+    sizes: Sequence[int] | None = None,
+    hours: float | None = None,
+    workers: int | None = None,
+    scheduler=None,
+    root: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train every missing instance of ``experiment`` and store it; returns counts.
+
+    Chunks of one ``(N_train, seed)`` (all models) run in order of ``N_train``; each finished
+    chunk is written to the store before the next starts. ``sizes`` restricts the sizes;
+    ``hours`` stops after the chunk that crosses that much wall time.
+    """
+    from . import datasets
+
+    plan = _plan(experiment, profile)
+    task = EXPERIMENTS[experiment][0]
+    folder = (root or store_dir()) / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    done = _current_instances(experiment, plan, root)
+    wanted = [i for i in plan.instances() if sizes is None or i[2] in set(sizes)]
+    todo = [i for i in wanted if i not in done]
+    log(f"{experiment} ({profile}): {len(wanted)} planned, {len(wanted) - len(todo)} stored")
+    if not todo:
+        return {"planned": len(wanted), "stored": len(wanted), "trained": 0}
+    train = datasets.load(task, profile, "train", log=lambda *_: None)
+    val = datasets.load(task, profile, "val", log=lambda *_: None)
+    tests = _test_sets(plan)
+    dkeys = data_keys(task, profile)
+    prov = provenance(plan)
+    if grid.scheduler_address(scheduler) is not None or grid.local_workers(workers) > 0:
+        prov["threads"] = 1  # every grid worker trains on one thread
+    lattice = tuple(train.x.shape[-2:])
+    tk = Task(n_out=len(train.target_names), lattice=lattice, loss="mse")
+    start, trained = time.perf_counter(), 0
+    chunks = sorted({(m, s) for _, _, m, s in todo})
+    for m, s in chunks:
+        for aug in ("none", "translations"):
+            labels = [lab for lab, a, mm, ss in todo if (a, mm, ss) == (aug, m, s)]
+            if not labels:
+                continue
+            t0 = time.perf_counter()
+            table, insts = experiments.run_grid(
+                {lab: plan.specs[lab] for lab in labels}, train.xy, val.xy, tests, sizes=[m],
+                seeds=[s], augment=[None if aug == "none" else aug], task=tk, budget=plan.budget,
+                subset_seed=plan.params["seed"], groups=train.meta["mu"],
+                val_fraction=plan.val_fraction, val_groups=val.meta["mu"],
+                output_names=train.target_names, desc=f"N={m} seed {s} {aug}",
+                scheduler=scheduler, workers=workers,
+            )  # fmt: skip
+            wall = (time.perf_counter() - t0) / max(len(insts), 1)
+            for row, inst in zip(table.to_dict("records"), insts, strict=True):
+                record = _entry(plan, row, inst, tests, prov, dkeys, wall)
+                shutil.copyfile(inst.path, folder / f"{inst.key}.pt")
+                _write_json(folder / f"{inst.key}.json", record)
+                trained += 1
+        elapsed = (time.perf_counter() - start) / 3600
+        log(f"  N_train={m} seed {s}: stored ({trained} instances, {elapsed:.2f} h)")
+        if hours is not None and elapsed >= hours:
+            log(f"stopping after {elapsed:.2f} h (--hours {hours}); run again to continue")
+            break
+    return {"planned": len(wanted), "stored": len(wanted) - len(todo) + trained, "trained": trained}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the store
+# --------------------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _current_instances(experiment: str, plan: Plan, root) -> set[tuple]:
+    """``(label, augment, n_train, seed)`` of every entry that matches today's recipe."""
+    out = set()
+    for e in entries(experiment, root):
+        if _is_current(e, plan, None):
+            i = e["instance"]
+            out.add((i["label"], i["augment"], i["n_train"], i["seed"]))
+    return out
+
+
+def _is_current(entry: dict, plan: Plan, dkeys: dict | None) -> bool:
+    return not _stale_reasons(entry, plan, dkeys)
+
+
+def _stale_reasons(entry: dict, plan: Plan, dkeys: dict | None) -> list[str]:
+    """Why ``entry`` does not match today's code, budget, libraries and data keys."""
+    if entry.get("schema") != SCHEMA:
+        return [f"schema {entry.get('schema')} != {SCHEMA}"]
+    out = []
+    k = entry["keys"]
+    for name, value in recipe_keys(plan).items():
+        if _round(value) != k.get(name):
+            out.append(f"{name} changed")
+    inst = entry["instance"]
+    if plan.specs.get(inst["label"]) != inst["spec"]:
+        out.append("spec changed")
+    if dkeys is not None and k.get("data") != dkeys:
+        out.append("data keys changed")
+    return out
+
+
+def load_table(experiment: str = "task1-comparison", root: Path | None = None):
+    """The store's entries as one table, one row per instance and test lattice.
+
+    Columns: ``label, family, augment, n_train, seed, val, epochs, best_epoch, lattice,
+    test`` (the mean test loss over the lattice's chemical potentials) and ``test[n]``,
+    ``test[phi2]``; per-mu losses are in :func:`per_mu_table`.
+    """
+    import pandas as pd
+
+    rows = []
+    for e in entries(experiment, root):
+        inst = e["instance"]
+        base = {
+            "label": inst["label"], "family": inst["family"], "augment": inst["augment"],
+            "n_train": inst["n_train"], "seed": inst["seed"], "val": e["best_val_loss"],
+            "epochs": (e["history"]["epoch"] or [0])[-1], "best_epoch": e["best_epoch"],
+            "train_seconds": e["train_seconds"], "key": e["keys"]["model"],
+        }  # fmt: skip
+        for lat, t in e["tests"].items():
+            loss = np.array(t["loss"], dtype=float)
+            rows.append({
+                **base, "lattice": lat,
+                "test": float(np.mean(loss)) if np.all(np.isfinite(loss)) else math.nan,
+                "test[n]": float(np.mean(np.array(t["loss_n"], dtype=float))),
+                "test[phi2]": float(np.mean(np.array(t["loss_phi2"], dtype=float))),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def per_mu_table(experiment: str = "task1-comparison", root: Path | None = None):
+    """One row per instance, test lattice and mu: ``..., lattice, mu, loss, loss_n, loss_phi2``."""
+    import pandas as pd
+
+    rows = []
+    for e in entries(experiment, root):
+        inst = e["instance"]
+        for lat, t in e["tests"].items():
+            for j, mu in enumerate(t["mu"]):
+                rows.append({
+                    "label": inst["label"], "family": inst["family"], "augment": inst["augment"],
+                    "n_train": inst["n_train"], "seed": inst["seed"], "lattice": lat, "mu": mu,
+                    "loss": t["loss"][j], "loss_n": t["loss_n"][j], "loss_phi2": t["loss_phi2"][j],
+                })  # fmt: skip
+    return pd.DataFrame(rows, dtype=object).infer_objects()
+
+
+def coverage(experiment: str = "task1-comparison", profile: str = "paper", root=None):
+    """``(stored, planned, complete)``: current entries against the plan of ``profile``."""
+    plan = _plan(experiment, profile)
+    have = _current_instances(experiment, plan, root)
+    planned = set(plan.instances())
+    stored = len(have & planned)
+    return stored, len(planned), stored == len(planned)
+
+
+def summary(root: Path | None = None) -> dict:
+    """What the store covers: per task, one row per model and size with its instance count."""
+    out: dict[str, list] = {"task1": [], "task2": [], "task3": []}
+    for experiment, (task, _) in EXPERIMENTS.items():
+        counts: dict[tuple, int] = {}
+        for e in entries(experiment, root):
+            i = e["instance"]
+            key = (i["family"], i["n_train"], i["augment"])
+            counts[key] = counts.get(key, 0) + 1
+        for (family, n_train, augment), n in sorted(counts.items()):
+            out[f"task{task}"].append(
+                {"family": family, "n_train": n_train, "augment": augment, "instances": n}
+            )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------------
+
+
+def verify(
+    sample: int = 2,
+    *,
+    retrain: int = 1,
+    seed: int = 0,
+    root: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> bool:
+    """Check the store against today's code and data; returns True when everything holds.
+
+    1. Every entry's keys (code digest, budget, libraries, spec, dataset content keys) are
+       today's, and its checksum and weights file are intact.
+    2. ``sample`` random entries are re-evaluated, each on one random (lattice, mu) test file
+       regenerated from its seed, against the stored loss within :data:`EVAL_RTOL`.
+    3. ``retrain`` entries (the cheapest whose libraries match) are retrained from scratch;
+       the weights must be bitwise the stored ones, or the test loss within
+       :data:`RETRAIN_RTOL` (reported as such).
+    """
+    from . import datasets
+
+    rng = random.Random(seed)
+    ok = True
+    for experiment, (task, _) in EXPERIMENTS.items():
+        found = entries(experiment, root)
+        if not found:
+            log(f"{experiment}: no entries")
+            continue
+        profile = found[0]["provenance"]["profile"]
+        plan = _plan(experiment, profile)
+        dkeys = data_keys(task, profile)
+        stale = 0
+        for e in found:
+            reasons = _stale_reasons(e, plan, dkeys)
+            pt = Path(e["_path"]).with_suffix(".pt")
+            if not pt.exists():
+                reasons.append(f"weights file {pt.name} missing")
+            if reasons:
+                stale += 1
+                log(f"  STALE {Path(e['_path']).name}: {', '.join(reasons)}")
+        log(f"{experiment}: {len(found)} entries, {len(found) - stale} current, {stale} stale")
+        ok &= stale == 0
+        for e in rng.sample(found, min(sample, len(found))):
+            model = load_model(Path(e["_path"]).with_suffix(".pt"))
+            runnable = [
+                (lat, j) for lat, t in e["tests"].items() for j in range(len(t["mu"]))
+                if t["loss"][j] is not None
+            ]  # fmt: skip
+            lat, j = rng.choice(runnable)
+            mu = e["tests"][lat]["mu"][j]
+            data = datasets.load(task, profile, "test", lat, mu=mu, log=lambda *_: None)
+            got = evaluate(model, data.xy, loss="mse")["loss"]
+            want = e["tests"][lat]["loss"][j]
+            good = abs(got - want) <= EVAL_RTOL * abs(want)
+            ok &= good
+            log(
+                f"  re-evaluated {e['instance']['label']} N={e['instance']['n_train']} seed "
+                f"{e['instance']['seed']} on {lat} mu={mu:g}: {got:.7g} vs stored {want:.7g} "
+                f"({'ok' if good else 'MISMATCH'}, rtol {EVAL_RTOL:g})"
+            )
+        ok &= _verify_retrain(found, plan, retrain, log)
+    return ok
+
+
+def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
+    """Retrain the ``n`` cheapest matching entries; compare weights, else test losses."""
+    from . import datasets
+
+    libs = {"torch": torch.__version__, "numpy": np.__version__}
+    candidates = sorted(
+        (e for e in found if e["keys"]["libraries"] == libs),
+        key=lambda e: (e["instance"]["n_train"], e["train_seconds"] or 0),
+    )
+    if n and not candidates:
+        log("  retrain: no entry was made with today's library versions; skipped")
+        return True
+    task = EXPERIMENTS[plan.experiment][0]
+    ok = True
+    for e in candidates[:n]:
+        i = e["instance"]
+        train = datasets.load(task, plan.profile, "train", log=lambda *_: None)
+        val = datasets.load(task, plan.profile, "val", log=lambda *_: None)
+        lattice = tuple(train.x.shape[-2:])
+        tk = Task(n_out=len(train.target_names), lattice=lattice, loss="mse")
+        lat = next(iter(e["tests"]))
+        mu = e["tests"][lat]["mu"][0]
+        test = datasets.load(task, plan.profile, "test", lat, mu=mu, log=lambda *_: None)
+        with _threads(int(e["provenance"].get("threads") or 1)):
+            table, insts = experiments.run_grid(
+                {i["label"]: i["spec"]}, train.xy, val.xy, {"t": test.xy}, sizes=[i["n_train"]],
+                seeds=[i["seed"]], augment=[None if i["augment"] == "none" else i["augment"]],
+                task=tk, budget=plan.budget, subset_seed=plan.params["seed"],
+                groups=train.meta["mu"], val_fraction=plan.val_fraction,
+                val_groups=val.meta["mu"], cache=False, workers=0, desc="retrain",
+            )  # fmt: skip
+        stored = load_model(Path(e["_path"]).with_suffix(".pt"))
+        same = experiments._weights_digest(stored) == experiments._weights_digest(insts[0].model)
+        got, want = float(table["t"].iloc[0]), e["tests"][lat]["loss"][0]
+        close = abs(got - want) <= RETRAIN_RTOL * abs(want)
+        ok &= same or close
+        log(
+            f"  retrained {i['label']} N={i['n_train']} seed {i['seed']}: weights "
+            f"{'bitwise equal' if same else 'differ'}; test loss on {lat} mu={mu:g} {got:.7g} vs "
+            f"stored {want:.7g} ({'ok' if same or close else 'MISMATCH'}, rtol {RETRAIN_RTOL:g})"
+        )
+    return ok
+
+
+class _threads:
+    def __init__(self, n: int):
+        self.n, self.old = n, torch.get_num_threads()
+
+    def __enter__(self):
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)
