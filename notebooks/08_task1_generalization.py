@@ -27,23 +27,28 @@
 # - the **extrapolation** in $\mu$: networks trained on the training range, tested beyond it;
 # - and looks at the predictions of the best and worst instances to see *why* ST and FL fail.
 #
-# The networks are the instances of {ref}`chap-task1-comparison` trained on the whole
-# training set (loaded from the cache) and, for the Silver Blaze test, new instances trained on
-# one phase.
+# The lattice-size and extrapolation tests are shown first at full statistics, from the
+# `paper` run of {ref}`chap-task1-comparison` kept in the results store (its instances are
+# tested on every test lattice and chemical potential), then live at this page's profile.
+# The live networks are the instances of {ref}`chap-task1-comparison` at its largest
+# training set (loaded from the cache) and, for the Silver Blaze test, new instances trained
+# on one phase.
 
 # %% tags=["parameters"]
 profile = "ci"
 
 # %%
+import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from qftml import datasets, experiments, nets, search, training
+from qftml import datasets, experiments, nets, results, search, training
 from qftml.plotting import FAMILY_COLORS
 from qftml.profiles import notebook_params, setup
+from qftml.tasks import regression
 
 P = setup("08_task1_generalization", profile)
 T0 = time.perf_counter()
@@ -101,6 +106,66 @@ def band(ax, x, values, color, label=None, ls="-"):
     ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, lw=0)
     ax.plot(x, np.median(values, axis=0), ls=ls, marker="o", ms=3, color=color, label=label)
 
+
+# %% [markdown]
+# ## Full statistics: other lattice sizes and larger $\mu$
+#
+# The stored instances of the `paper` profile at the largest training-set size at which every
+# instance is stored ({mod}`qftml.results`), on every test lattice, with $\mu$ inside the
+# training range (left) and per $\mu$ on the training lattice (right). The verdicts are those
+# of {func}`qftml.tasks.regression.generalization`: EQ against ST on each other lattice
+# (one-sided Mann–Whitney, all must reject at 5 %) and the ST kink on the odd spatial extent
+# (paired Wilcoxon tests against both neighbouring lattices, instance by instance).
+
+# %%
+V_GEN = None
+if P["store"]:
+    LAT_P, MU_LO, MU_HI = results.training_range(1, "paper")
+    sizes_done = results.complete_sizes("task1-comparison", "paper")
+    stored, planned, complete = results.coverage("task1-comparison", "paper")
+    print(f"results store: {stored} of {planned} planned instances "
+          f"({'complete' if complete else 'PARTIAL'}); complete sizes {sizes_done or 'none'}")  # fmt: skip
+    if sizes_done:
+        per_mu = results.per_mu_table("task1-comparison")
+        N_GEN = max(sizes_done)
+        V_GEN = regression.generalization(per_mu, train_lattice=LAT_P, n_train=N_GEN,
+                                          mu_range=(MU_LO, MU_HI))  # fmt: skip
+        order = regression.lattice_order(per_mu["lattice"].unique())
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        x = np.arange(len(order))
+        for k, f in enumerate(FAMILIES):
+            if f not in V_GEN.losses.index.get_level_values(0):
+                continue
+            L = V_GEN.losses.loc[f].reindex(order)
+            axes[0].errorbar(x + 0.08 * (k - 1), L["median"], [L["median"] - L["min"],
+                             L["max"] - L["median"]], marker="o", color=FAMILY_COLORS[f],
+                             label=f)  # fmt: skip
+        axes[0].set_xticks(x, order)
+        axes[0].set_yscale("log")
+        axes[0].set_xlabel(r"test lattice $N_t\times N_x$ (FL: training lattice only)")
+        axes[0].set_ylabel("test loss (MSE), median and min–max")
+        axes[0].set_title(f"store: trained on {LAT_P}, N_train = {N_GEN}, training $\\mu$")
+        axes[0].legend()
+        sel = per_mu[(per_mu["lattice"] == LAT_P) & (per_mu["n_train"] == N_GEN)
+                     & (per_mu["augment"] == "none")]  # fmt: skip
+        for f in FAMILIES:
+            piv = sel[sel["label"] == f].pivot_table(index="seed", columns="mu", values="loss")
+            if len(piv):
+                band(axes[1], piv.columns.to_numpy(float), piv.to_numpy(), FAMILY_COLORS[f], f)
+        axes[1].axvspan(MU_LO, MU_HI, color="0.85", zorder=0)
+        axes[1].set_yscale("log")
+        axes[1].set_xlabel(r"chemical potential $\mu$ (grey: training range)")
+        axes[1].set_ylabel(f"test loss (MSE) per $\\mu$ on {LAT_P}")
+        axes[1].set_title("store: median and min–max over instances")
+        axes[1].legend()
+        fig.tight_layout()
+        plt.show()
+        with pd.option_context("display.float_format", "{:.3g}".format):
+            display(V_GEN.versus)  # noqa: F821
+            display(V_GEN.kink)  # noqa: F821
+        print("\n".join(V_GEN.lines()) + ("" if complete else "\n(PARTIAL store)"))
+else:
+    print("this profile recomputes everything: no stored results are shown")
 
 # %% [markdown]
 # ## Silver Blaze: training on one phase only
@@ -196,7 +261,9 @@ for phase in sb:
 # %% [markdown]
 # ## Generalization to other lattice sizes
 #
-# The instances trained on the whole $60\times4$ training set are tested on every lattice of
+# The instances trained on $N_\text{train}$ = `n_train` configurations of the $60\times4$
+# training set (those of the largest size of {ref}`chap-task1-comparison`, loaded from the
+# cache) are tested on every lattice of
 # the test split, over the test split's whole $\mu$ range and over the part inside the training
 # range. Since $n$ and $|\phi|^2$ are averages over sites, the same network with a global
 # average pooling computes them on any lattice size. An FL network has a dense layer whose
@@ -208,8 +275,9 @@ inside = {lat: d.select((d.meta["mu"] >= lo - 1e-9) & (d.meta["mu"] <= hi + 1e-9
 test_sets = {**{f"{lat}": d.xy for lat, d in tests.items()},
              **{f"{lat} (training mu)": d.xy for lat, d in inside.items()}}  # fmt: skip
 table, instances = experiments.run_grid(
-    SPECS, train.xy, val.xy, test_sets, seeds=P["seeds"], task=TASK, budget=budget,
-    subset_seed=P["seed"], groups=mu, output_names=OUT, desc="trained on the full set",
+    SPECS, train.xy, val.xy, test_sets, sizes=[P["n_train"]], seeds=P["seeds"], task=TASK,
+    budget=budget, subset_seed=P["seed"], groups=mu, val_fraction=P["val_fraction"],
+    val_groups=mu_val, output_names=OUT, desc=f"trained on N_train = {P['n_train']}",
 )  # fmt: skip
 print(f"{len(table)} instances, {int(table['cached'].sum())} loaded from the cache")
 summ = experiments.summarize(table, ["label"], list(test_sets))
@@ -363,13 +431,17 @@ with pd.option_context("display.float_format", "{:.3g}".format):
 # %% [markdown]
 # ## Summary
 #
-# The numbers printed above, computed in the profile that built this page, decide each test:
-# which family predicts the unseen phase best, whether the ST loss jumps at the odd spatial
-# extent, how much the loss grows beyond the training range, and how the worst instances
-# differ from the best. The source finds EQ ahead in all of them {cite}`Favoni:2021talk`;
-# in the `ci` profile (two instances, a few epochs) the comparison is indicative only, and the
-# `paper` profile (`python -m qftml book --profile paper --only 06_task1_search
-# 07_task1_comparison 08_task1_generalization`) holds the statistics to settle it.
+# The source finds EQ ahead in every one of these tests {cite}`Favoni:2021talk`. At full
+# statistics (the results store, verdicts computed above by
+# {func}`qftml.tasks.regression.generalization`):
 
 # %%
+if V_GEN is not None:
+    print("\n".join(V_GEN.lines()) + ("" if complete else "  (PARTIAL store)"))
+else:
+    print("no full-statistics verdict on this page (no complete size in the store)")
+n_live = len(P["seeds"])
+print(f"live ({profile!r} profile, N_train = {P['n_train']}): the tables above; with {n_live} "
+      f"instances per family the smallest attainable one-sided Mann-Whitney p is "
+      f"{1 / math.comb(2 * n_live, n_live):.3g}")  # fmt: skip
 print(f"page computed in {time.perf_counter() - T0:.0f} s")

@@ -161,7 +161,7 @@ def _leaves(tree, path=()):
     """Every (path, value) of a nested profile section."""
     if isinstance(tree, dict):
         for k, v in tree.items():
-            if k != "reads":  # the declaration itself, tested below
+            if k not in ("reads", "store"):  # declarations, tested below and in test_results
                 yield from _leaves(v, (*path, k))
     elif isinstance(tree, list) and tree and all(isinstance(v, (dict, list)) for v in tree):
         for i, v in enumerate(tree):
@@ -210,6 +210,19 @@ def test_page_key_changes_with_every_value_of_every_section_it_reads(profile, mo
     assert {"04_datasets", "06_task1_search", "07_task1_comparison"} <= changed
     assert "10_networks_as_fields" not in changed
     assert checked > 100
+
+
+def test_a_page_showing_the_results_store_changes_key_with_the_store(monkeypatch):
+    """Pages that declare ``store:`` are keyed on the store's digest; others are not."""
+    from qftml import results
+
+    digest = {"value": "a"}
+    monkeypatch.setattr(results, "store_digest", lambda names, **kw: digest["value"])
+    before = {s: book.content_key(s, "ci", package_digest="pkg") for s in book.toc_notebooks()}
+    digest["value"] = "b"
+    after = {s: book.content_key(s, "ci", package_digest="pkg") for s in book.toc_notebooks()}
+    changed = {s for s in before if before[s] != after[s]}
+    assert changed == {"00_statements", "07_task1_comparison", "08_task1_generalization"}
 
 
 def test_reads_are_transitive_and_the_same_in_both_profiles():

@@ -92,10 +92,48 @@ def test_provenance_attributes(built):
         assert (a["eta"], a["lam"], a["mu"], a["seed"]) == (job.eta, job.lam, job.mu, 7)
         assert (a["nt"], a["nx"], a["n_configs"]) == (job.nt, job.nx, job.n_total)
         assert a["qftml_version"] and a["code_digest"] == ds.code_digest()
-        assert a["sampler"]["pilot"] == 60 and a["content_key"] == job.content_key()
-        # thinning by the measured autocorrelation time of the pilot chain
+        assert a["content_key"] == job.content_key()
+        # thinning by the measured autocorrelation time of the pilot chain, which spans at
+        # least 100 tau_int (it starts at the profile's 60 sweeps and is lengthened)
         tau = a["tau_int_pilot"]
         assert a["n_skip"] == (max(1, math.ceil(2.0 * tau)) if math.isfinite(tau) else 1)
+        if math.isfinite(tau):
+            assert a["sampler"]["pilot"] >= max(60, gen.PILOT_TAUS * tau)
+            assert a["sampler"]["tau_int_pilot_error"] > 0
+        assert ds.decorrelation_problem(a) is None
+
+
+def test_a_short_pilot_is_lengthened_and_a_close_spacing_refused(tmp_path, monkeypatch):
+    """The pilot grows to 100 tau_int; tau_factor < 2 is refused; the loader regenerates a
+    file whose configurations are closer than 2 tau_int (or whose pilot was too short)."""
+    job = ds.jobs_for(1, "tiny", params=TINY)[0]
+    ens, info = gen.sample_decorrelated(job, 4, job.seed_sequence())
+    assert info["pilot"] >= gen.PILOT_TAUS * info["tau_int_pilot"] > 60  # lengthened
+    bad = ds.jobs_for(
+        1, "tiny", params={**TINY, "sampler": {**TINY["sampler"], "tau_factor": 1.5}}
+    )[0]
+    with pytest.raises(ValueError, match="tau_factor must be >= 2.0; got 1.5"):
+        gen.sample_decorrelated(bad, 4, bad.seed_sequence())
+    attrs = {"tau_int_pilot": 10.0, "n_skip": 15, "sampler": {"pilot": 5000}}
+    assert "15 sweeps apart < 2 tau_int = 20" in ds.decorrelation_problem(attrs)
+    attrs = {"tau_int_pilot": 10.0, "n_skip": 20, "sampler": {"pilot": 900}}
+    assert "pilot of 900 sweeps < 100 tau_int = 1000" in ds.decorrelation_problem(attrs)
+    assert ds.decorrelation_problem({"tau_int_pilot": float("nan"), "n_skip": 1}) is None
+    # a stored file with too close a spacing (valid checksum) is regenerated on load
+    prof = tmp_path / "profiles.yml"
+    prof.write_text(yaml.safe_dump({"tiny": {"datasets": TINY}}))
+    monkeypatch.setenv("QFTML_PROFILES", str(prof))
+    monkeypatch.setenv("QFTML_DATA", str(tmp_path / "data"))
+    first = ds.load(1, "tiny", "train", "8x4", mu=job.mu, log=lambda *_: None)
+    arrays, a = storage.read(job.path(), job.content_key())
+    if not math.isfinite(a["tau_int_pilot"]):
+        pytest.fail("the tiny point must fluctuate for this test")
+    kept = {k: v for k, v in a.items() if k not in ("content_key", "format")}  # set by write()
+    storage.write(job.path(), arrays, {**kept, "n_skip": 1}, job.content_key())
+    lines = []
+    again = ds.load(1, "tiny", "train", "8x4", mu=job.mu, log=lines.append)
+    assert any("regenerating" in line and "sweeps apart" in line for line in lines), lines
+    assert np.array_equal(again.x.numpy(), first.x.numpy())  # the same seed, the same data
 
 
 def test_task1_targets_and_validity(built):

@@ -14,13 +14,13 @@ tiny:
   datasets:
     seed: 11
     jobs: 1
-    sampler: {n_therm: 20, pilot: 60, tau_factor: 1.0}
+    sampler: {n_therm: 20, pilot: 60, tau_factor: 2.0}
     task1:
       eta: 4.01
       lam: 1.0
       train: {lattices: [60x4], mu: [0.95, 1.05], n: 20}
       val: {lattices: [60x4], mu: [0.95, 1.05], n: 5}
-      test: {lattices: [60x4, 50x2], mu: [0.9, 1.1], n: 6}
+      test: {lattices: [60x4, 50x2], mu: [0.9, 1.0, 1.1], n: 6}
   07_task1_comparison:
     reads: [datasets]
     seed: 3
@@ -53,15 +53,15 @@ def test_run_stores_every_instance_in_size_order_and_resumes(store):
     assert len(found) == 8
     e = found[0]
     assert set(e["tests"]) == {"60x4", "50x2"}
-    assert e["tests"]["60x4"]["mu"] == [0.9, 1.1]
+    assert e["tests"]["60x4"]["mu"] == [0.9, 1.0, 1.1]
     assert e["instance"]["n_val"] == 5  # int(0.5 * 10)
     assert e["provenance"]["profile"] == "tiny" and e["provenance"]["commit"]
     assert (store / "task1-comparison" / f"{e['keys']['model']}.pt").exists()
     fl = [x for x in found if x["instance"]["family"] == "FL"]
-    assert all(x["tests"]["50x2"]["loss"] == [None, None] for x in fl)  # FL: one lattice
+    assert all(x["tests"]["50x2"]["loss"] == [None] * 3 for x in fl)  # FL: one lattice
     again = results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lines.append)
     assert again["trained"] == 0  # resumed: nothing left to do at this size
-    summary = results.summary()
+    summary = results.summary("tiny")
     rows = {(r["family"], r["n_train"], r["augment"]): r["instances"] for r in summary["task1"]}
     assert rows == {
         ("EQ", 10, "none"): 2, ("FL", 10, "none"): 2, ("ST", 10, "none"): 2,
@@ -69,7 +69,7 @@ def test_run_stores_every_instance_in_size_order_and_resumes(store):
     }  # fmt: skip
     stored, planned, complete = results.coverage("task1-comparison", "tiny")
     assert (stored, planned, complete) == (8, 16, False)
-    table = results.load_table("task1-comparison")
+    table = results.load_table("task1-comparison", "tiny")
     assert (
         len(table) == 16
         and table[table.family == "FL"].query("lattice == '50x2'")["test"].isna().all()
@@ -97,7 +97,9 @@ def test_an_edited_entry_or_a_changed_budget_is_reported(store, tmp_path, monkey
     results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lambda *_: None)
     path = sorted((store / "task1-comparison").glob("*.json"))[0]
     text = path.read_text()
-    path.write_text(text.replace('"seed": 0', '"seed": 5', 1))
+    record = json.loads(text)
+    record["instance"]["seed"] += 5  # an edit that keeps the old checksum
+    path.write_text(json.dumps(record))
     with pytest.raises(ValueError, match="checksum mismatch"):
         results.entries("task1-comparison")
     path.write_text(text)
@@ -106,3 +108,29 @@ def test_an_edited_entry_or_a_changed_budget_is_reported(store, tmp_path, monkey
     lines = []
     assert not results.verify(sample=0, retrain=0, log=lines.append)
     assert any("STALE" in line and "budget changed" in line for line in lines)
+
+
+def test_statement_table_takes_its_verdicts_from_the_store(store):
+    from qftml.tasks import regression, statements
+
+    before = statements.table("tiny")
+    assert (before["verdict"] == "no full-statistics run yet").all()
+    results.run("task1-comparison", "tiny", workers=0, log=lambda *_: None)
+    t = statements.table("tiny")
+    per_mu = results.per_mu_table("task1-comparison", "tiny")
+    inside = regression.in_range(per_mu[per_mu["lattice"] == "60x4"], 0.95, 1.05)
+    v = regression.compare_families(inside)
+    want = "confirmed" if v.eq_established else "not confirmed"
+    assert t.loc["t1-any-n", "verdict"] == want
+    assert t.loc["t1-any-n", "coverage"] == "16/16 instances"
+    assert t.loc["t2-2x2", "verdict"] == "no full-statistics run yet"
+
+
+def test_store_digest_changes_with_every_new_entry(store):
+    before = results.store_digest(["task1-comparison"], profile="tiny")
+    assert results.store_digest(["task1-comparison"], profile="tiny") == before
+    results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lambda *_: None)
+    after = results.store_digest(["task1-comparison"], profile="tiny")
+    assert after != before
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        results.store_digest(["nope"], profile="tiny")

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     r_ver.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     r_sum = res.add_parser("summary", help="what the store covers")
     r_sum.add_argument("--json", action="store_true", help="as JSON")
+    r_sum.add_argument("--profile", default="paper", help="the profile the entries must match")
 
     args = parser.parse_args(argv)
     try:
@@ -132,7 +133,7 @@ def _results(args) -> int:
         return 0
     if args.action == "verify":
         return 0 if results.verify(args.sample, retrain=args.retrain, seed=args.seed) else 1
-    cover = results.summary()
+    cover = results.summary(args.profile)
     if args.json:
         print(json.dumps(cover, indent=1))
     else:

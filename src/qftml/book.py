@@ -76,7 +76,9 @@ def content_key(
     """Hash of everything a notebook's executed output depends on.
 
     Its source, the profile, the parameters of every profile section it reads
-    (:func:`qftml.profiles.sections_read`), the package sources and the pinned requirements.
+    (:func:`qftml.profiles.sections_read`), the package sources and the pinned requirements,
+    and, for a page whose section lists ``store: [experiment, ...]``, the entries of the
+    results store it shows (:func:`qftml.results.store_digest`).
     """
     h = hashlib.sha256()
     h.update((notebooks_dir / f"{stem}.py").read_bytes())
@@ -84,6 +86,11 @@ def content_key(
     params = {name: notebook_params(name, profile) for name in sections_read(stem, profile)}
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update((package_digest or _package_digest()).encode())
+    stores = params[stem].get("store") or []
+    if stores:  # the page shows entries of the results store
+        from . import results
+
+        h.update(results.store_digest(stores).encode())
     return h.hexdigest()
 
 

@@ -54,6 +54,12 @@ from .training import Budget, evaluate, load_model
 
 __all__ = [
     "EXPERIMENTS",
+    "coverage",
+    "current_entries",
+    "per_mu_table",
+    "provenance_summary",
+    "store_digest",
+    "training_range",
     "SCHEMA",
     "Plan",
     "entries",
@@ -154,6 +160,18 @@ def data_keys(task: int, profile: str) -> dict[str, str]:
     return out
 
 
+def training_range(task: int, profile: str) -> tuple[str, float, float]:
+    """``(lattice, mu_min, mu_max)`` of the training split of ``task`` in ``profile``."""
+    from .datasets.jobs import jobs_for
+
+    jobs = jobs_for(task, profile, "train")
+    lattices = sorted({j.lattice for j in jobs})
+    if len(lattices) != 1:
+        raise ValueError(f"task {task} trains on several lattices {lattices}")
+    mus = [j.mu for j in jobs]
+    return lattices[0], min(mus), max(mus)
+
+
 def recipe_keys(plan: Plan) -> dict:
     """What an entry's validity depends on besides its data: code, budget, libraries."""
     return {
@@ -172,6 +190,17 @@ def _git(*args: str) -> str:
         return ""
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the platform's machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
 def provenance(plan: Plan, command: str | None = None) -> dict:
     """Where and how the entries of a run are made."""
     commit = _git("rev-parse", "HEAD")
@@ -181,7 +210,7 @@ def provenance(plan: Plan, command: str | None = None) -> dict:
         "profile": plan.profile,
         "params": plan.params,
         "device": "cpu",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "host": platform.node(),
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -213,6 +242,14 @@ def _write_json(path: Path, record: dict) -> None:
 
 def _entry_digest(record: dict) -> str:
     return keys.digest({k: v for k, v in record.items() if k != "checksum"})
+
+
+def current_entries(experiment: str, profile: str = "paper", root: Path | None = None):
+    """The entries of ``experiment`` that match today's code, recipe and data keys of
+    ``profile`` (the ones a page may show; ``results verify`` lists the others)."""
+    plan = _plan(experiment, profile)
+    dkeys = data_keys(EXPERIMENTS[experiment][0], profile)
+    return [e for e in entries(experiment, root) if _is_current(e, plan, dkeys)]
 
 
 def entries(experiment: str, root: Path | None = None) -> list[dict]:
@@ -355,10 +392,9 @@ def _now() -> str:
 def _current_instances(experiment: str, plan: Plan, root) -> set[tuple]:
     """``(label, augment, n_train, seed)`` of every entry that matches today's recipe."""
     out = set()
-    for e in entries(experiment, root):
-        if _is_current(e, plan, None):
-            i = e["instance"]
-            out.add((i["label"], i["augment"], i["n_train"], i["seed"]))
+    for e in current_entries(experiment, plan.profile, root):
+        i = e["instance"]
+        out.add((i["label"], i["augment"], i["n_train"], i["seed"]))
     return out
 
 
@@ -383,7 +419,7 @@ def _stale_reasons(entry: dict, plan: Plan, dkeys: dict | None) -> list[str]:
     return out
 
 
-def load_table(experiment: str = "task1-comparison", root: Path | None = None):
+def load_table(experiment: str = "task1-comparison", profile: str = "paper", root=None):
     """The store's entries as one table, one row per instance and test lattice.
 
     Columns: ``label, family, augment, n_train, seed, val, epochs, best_epoch, lattice,
@@ -393,7 +429,7 @@ def load_table(experiment: str = "task1-comparison", root: Path | None = None):
     import pandas as pd
 
     rows = []
-    for e in entries(experiment, root):
+    for e in current_entries(experiment, profile, root):
         inst = e["instance"]
         base = {
             "label": inst["label"], "family": inst["family"], "augment": inst["augment"],
@@ -412,12 +448,12 @@ def load_table(experiment: str = "task1-comparison", root: Path | None = None):
     return pd.DataFrame(rows)
 
 
-def per_mu_table(experiment: str = "task1-comparison", root: Path | None = None):
+def per_mu_table(experiment: str = "task1-comparison", profile: str = "paper", root=None):
     """One row per instance, test lattice and mu: ``..., lattice, mu, loss, loss_n, loss_phi2``."""
     import pandas as pd
 
     rows = []
-    for e in entries(experiment, root):
+    for e in current_entries(experiment, profile, root):
         inst = e["instance"]
         for lat, t in e["tests"].items():
             for j, mu in enumerate(t["mu"]):
@@ -438,12 +474,57 @@ def coverage(experiment: str = "task1-comparison", profile: str = "paper", root=
     return stored, len(planned), stored == len(planned)
 
 
-def summary(root: Path | None = None) -> dict:
-    """What the store covers: per task, one row per model and size with its instance count."""
+def complete_sizes(experiment: str = "task1-comparison", profile: str = "paper", root=None):
+    """The ``N_train`` at which the store holds every planned instance (models x seeds)."""
+    plan = _plan(experiment, profile)
+    have = _current_instances(experiment, plan, root)
+    return [
+        m for m in plan.sizes
+        if all(i in have for i in plan.instances() if i[2] == m)
+    ]  # fmt: skip
+
+
+def provenance_summary(experiment: str = "task1-comparison", profile="paper", root=None) -> dict:
+    """Where the current entries came from: commits, dates, machines, threads, training time."""
+    found = current_entries(experiment, profile, root)
+    prov = [e["provenance"] for e in found]
+    return {
+        "entries": len(found),
+        "commits": sorted({p["commit"] for p in prov}),
+        "first": min((p["date"] for p in prov), default=None),
+        "last": max((p["date"] for p in prov), default=None),
+        "machines": sorted({f"{p['cpu']} ({p['threads']} thread/instance)" for p in prov}),
+        "train_hours": sum(e["train_seconds"] or 0.0 for e in found) / 3600,
+    }
+
+
+def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None) -> str:
+    """Digest of what a page showing these experiments depends on: every entry's checksum,
+    and the plan, recipe and dataset keys of ``profile`` it is judged against."""
+    payload = []
+    for experiment in experiments_:
+        plan = _plan(experiment, profile)
+        folder = (root or store_dir()) / experiment
+        sums = []
+        for path in sorted(folder.glob("*.json")):
+            try:
+                sums.append([path.name, json.loads(path.read_text()).get("checksum")])
+            except ValueError:
+                sums.append([path.name, "unreadable"])
+        from .datasets.jobs import code_digest as data_code
+
+        data = notebook_params("datasets", profile)  # raw: a malformed value still hashes
+        payload.append([experiment, sums, plan.params, recipe_keys(plan), data, data_code()])
+    return keys.digest(payload)
+
+
+def summary(profile: str = "paper", root: Path | None = None) -> dict:
+    """What the store covers (current entries of ``profile``): per task, one row per model
+    and size with its instance count."""
     out: dict[str, list] = {"task1": [], "task2": [], "task3": []}
     for experiment, (task, _) in EXPERIMENTS.items():
         counts: dict[tuple, int] = {}
-        for e in entries(experiment, root):
+        for e in current_entries(experiment, profile, root):
             i = e["instance"]
             key = (i["family"], i["n_train"], i["augment"])
             counts[key] = counts.get(key, 0) + 1
@@ -542,8 +623,11 @@ def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
         val = datasets.load(task, plan.profile, "val", log=lambda *_: None)
         lattice = tuple(train.x.shape[-2:])
         tk = Task(n_out=len(train.target_names), lattice=lattice, loss="mse")
-        lat = next(iter(e["tests"]))
-        mu = e["tests"][lat]["mu"][0]
+        lat, j = next(
+            (lat, j) for lat, t in e["tests"].items() for j, v in enumerate(t["loss"])
+            if v is not None
+        )  # fmt: skip
+        mu = e["tests"][lat]["mu"][j]
         test = datasets.load(task, plan.profile, "test", lat, mu=mu, log=lambda *_: None)
         with _threads(int(e["provenance"].get("threads") or 1)):
             table, insts = experiments.run_grid(
@@ -555,7 +639,7 @@ def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
             )  # fmt: skip
         stored = load_model(Path(e["_path"]).with_suffix(".pt"))
         same = experiments._weights_digest(stored) == experiments._weights_digest(insts[0].model)
-        got, want = float(table["t"].iloc[0]), e["tests"][lat]["loss"][0]
+        got, want = float(table["t"].iloc[0]), e["tests"][lat]["loss"][j]
         close = abs(got - want) <= RETRAIN_RTOL * abs(want)
         ok &= same or close
         log(

@@ -27,6 +27,7 @@ building any file that is missing first.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -271,6 +272,28 @@ def lattices(task: int | str, profile: str = "ci", split: str = "train") -> list
     return out
 
 
+def decorrelation_problem(attrs: dict) -> str | None:
+    """Why a file's configurations are not decorrelated enough to be loaded, or ``None``.
+
+    Refused: a pilot shorter than ``PILOT_TAUS`` autocorrelation times (its ``tau_int`` is
+    not trustworthy), or stored configurations fewer than ``MIN_SPACING_TAUS`` ``tau_int``
+    apart.
+    """
+    from .generate import MIN_SPACING_TAUS, PILOT_TAUS
+
+    tau = float(attrs.get("tau_int_pilot", float("nan")))
+    if not math.isfinite(tau):  # nothing fluctuated: no autocorrelation to resolve
+        return None
+    pilot = int((attrs.get("sampler") or {}).get("pilot", 0))
+    if pilot < PILOT_TAUS * tau:
+        return f"pilot of {pilot} sweeps < {PILOT_TAUS} tau_int = {PILOT_TAUS * tau:.0f}"
+    n_skip = int(attrs.get("n_skip", 0))
+    if n_skip < MIN_SPACING_TAUS * tau:
+        limit = MIN_SPACING_TAUS * tau
+        return f"configurations {n_skip} sweeps apart < {MIN_SPACING_TAUS:g} tau_int = {limit:.3g}"
+    return None
+
+
 def load(
     task: int | str,
     profile: str = "ci",
@@ -313,13 +336,22 @@ def load(
         try:
             results[i] = storage.read(job.path(), job.content_key(), verify=verify)
         except (FileNotFoundError, storage.DatasetFileError):
-            pass
+            continue
+        problem = decorrelation_problem(results[i][1])
+        if problem:  # refused: generated again by today's sampler, which ensures both
+            if log:
+                log(f"regenerating {job.relpath()} ({problem})")
+            job.path().unlink()
+            del results[i]
     missing = [j for i, j in enumerate(selected) if i not in results]
     if missing:
         build_jobs(missing, jobs=jobs, verify=verify, log=log, desc=f"task{task} {split}")
         for i, job in enumerate(selected):
             if i not in results:
                 results[i] = storage.read(job.path(), job.content_key(), verify=False)
+                problem = decorrelation_problem(results[i][1])
+                if problem:
+                    raise ValueError(f"{job.path()}: {problem}")
     results = [results[i] for i in range(len(selected))]
     data = _concat(task, split, lattice, results)
     data.files = [j.path() for j in selected]

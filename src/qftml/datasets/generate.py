@@ -4,10 +4,12 @@ Every configuration comes from the worm sampler of :mod:`qftml.lattice`
 {cite}`Prokofev:2001worm,Gattringer:2012df`, thinned so that stored configurations are
 decorrelated:
 
-1. a *pilot* chain of ``pilot`` configurations, one sweep apart, measures the integrated
-   autocorrelation time ``tau_int`` (in sweeps) of ``n`` and ``|phi|^2``; the larger one
-   counts (a series that never changes, such as ``n = 0`` deep in the Silver Blaze phase,
-   has no autocorrelation and is skipped);
+1. a *pilot* chain, one sweep apart, measures the integrated autocorrelation time
+   ``tau_int`` (in sweeps) of ``n`` and ``|phi|^2`` with the Γ-method; the larger one counts
+   (a series that never changes, such as ``n = 0`` deep in the Silver Blaze phase, has no
+   autocorrelation and is skipped). The pilot starts with ``pilot`` sweeps and is rerun
+   longer (same seed, so the same chain continued) until it spans at least
+   :data:`PILOT_TAUS` = 100 ``tau_int``, since a short pilot underestimates ``tau_int``;
 2. the production chain stores a configuration every ``n_skip = ceil(tau_factor * tau_int)``
    sweeps, so successive stored configurations are ``tau_factor * tau_int`` sweeps apart;
 3. ``tau_int`` of the stored series is measured again and saved (about 1/2 when
@@ -33,6 +35,12 @@ from .violations import insert_worms
 
 #: Sampler settings used when a profile gives none.
 DEFAULT_SAMPLER = {"n_therm": 200, "pilot": 400, "tau_factor": 2.0}
+#: The pilot chain spans at least this many integrated autocorrelation times.
+PILOT_TAUS = 100
+#: Stored configurations are at least this many ``tau_int`` apart (``tau_factor >= 2``).
+MIN_SPACING_TAUS = 2.0
+#: Longest pilot chain, in sweeps (a point whose ``tau_int`` needs more is refused).
+PILOT_LIMIT = 2_000_000
 
 
 def _seed_int(ss: np.random.SeedSequence) -> int:
@@ -40,32 +48,51 @@ def _seed_int(ss: np.random.SeedSequence) -> int:
     return int(ss.generate_state(1, np.uint32)[0] >> 1)
 
 
-def _tau(*series: np.ndarray) -> float:
-    """Largest integrated autocorrelation time of the series that fluctuate (nan if none)."""
-    taus = []
+def _tau_err(*series: np.ndarray) -> tuple[float, float]:
+    """Largest integrated autocorrelation time of the series that fluctuate, with its
+    Γ-method error (``(nan, nan)`` if none fluctuates)."""
+    best = (float("nan"), float("nan"))
     for x in series:
         x = np.asarray(x, dtype=np.float64)
         if len(x) >= 4 and np.ptp(x) > 0:
-            taus.append(float(lattice.autocorrelation_time(x)))
-    taus = [t for t in taus if math.isfinite(t)]
-    return max(taus) if taus else float("nan")
+            r = lattice.autocorrelation(x)
+            if math.isfinite(r["tau_int"]) and not r["tau_int"] <= best[0]:
+                best = (float(r["tau_int"]), float(r["tau_int_error"]))
+    return best
+
+
+def _tau(*series: np.ndarray) -> float:
+    """Largest integrated autocorrelation time of the series that fluctuate (nan if none)."""
+    return _tau_err(*series)[0]
 
 
 def sample_decorrelated(job: Job, n_configs: int, seed: np.random.SeedSequence):
     """Sample ``n_configs`` decorrelated configurations at the job's point (see module doc).
 
-    Returns ``(ensemble, info)`` with ``info`` holding ``n_skip``, ``tau_int_pilot`` (in
-    sweeps) and ``tau_int`` (of the stored series, in units of stored configurations).
+    Returns ``(ensemble, info)`` with ``info`` holding ``pilot`` (the pilot's length),
+    ``n_skip``, ``tau_int_pilot`` and its error ``tau_int_pilot_error`` (in sweeps) and
+    ``tau_int`` (of the stored series, in units of stored configurations).
     """
     settings = {**DEFAULT_SAMPLER, **job.settings}
     n_therm, n_pilot = int(settings["n_therm"]), int(settings["pilot"])
     tau_factor = float(settings["tau_factor"])
+    if tau_factor < MIN_SPACING_TAUS:
+        raise ValueError(f"tau_factor must be >= {MIN_SPACING_TAUS}; got {tau_factor}")
     s_pilot, s_prod = (_seed_int(s) for s in seed.spawn(2))
-    pilot = lattice.sample(
-        job.nt, job.nx, job.eta, job.lam, job.mu, n_pilot,
-        seed=s_pilot, n_therm=n_therm, n_skip=1,
-    )  # fmt: skip
-    tau_pilot = _tau(pilot.n, pilot.phi2)
+    while True:  # lengthen the pilot until it spans PILOT_TAUS autocorrelation times
+        pilot = lattice.sample(
+            job.nt, job.nx, job.eta, job.lam, job.mu, n_pilot,
+            seed=s_pilot, n_therm=n_therm, n_skip=1,
+        )  # fmt: skip
+        tau_pilot, tau_pilot_err = _tau_err(pilot.n, pilot.phi2)
+        if not math.isfinite(tau_pilot) or n_pilot >= PILOT_TAUS * tau_pilot:
+            break
+        if n_pilot >= PILOT_LIMIT:
+            raise ValueError(
+                f"{job.relpath()}: tau_int = {tau_pilot:.3g} sweeps needs a pilot of "
+                f"{PILOT_TAUS} tau_int > {PILOT_LIMIT} sweeps"
+            )
+        n_pilot = min(PILOT_LIMIT, math.ceil(1.5 * PILOT_TAUS * tau_pilot))
     n_skip = max(1, math.ceil(tau_factor * tau_pilot)) if math.isfinite(tau_pilot) else 1
     ens = lattice.sample(
         job.nt, job.nx, job.eta, job.lam, job.mu, n_configs,
@@ -77,6 +104,7 @@ def sample_decorrelated(job: Job, n_configs: int, seed: np.random.SeedSequence):
         "tau_factor": tau_factor,
         "n_skip": n_skip,
         "tau_int_pilot": tau_pilot,
+        "tau_int_pilot_error": tau_pilot_err,
         "tau_int": _tau(ens.n, ens.phi2),
     }
     return ens, info

@@ -1,0 +1,63 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chap-statements)=
+# # The source's statements at full statistics
+#
+# Every statement of the first talk {cite}`Favoni:2021talk`, the chapter that tests it, and
+# its verdict at the source's statistics, computed when this page is built from the results
+# store of the `paper` profile ({mod}`qftml.results`, see {ref}`reproduce`) by the functions
+# of {mod}`qftml.tasks`. A statement whose experiment has no complete part in the store yet
+# says so; the chapters show the live small-scale run beside the stored one. The verdict
+# criteria (one-sided Mann–Whitney tests that must all reject at 5 %, Student-t intervals of
+# slopes, Holm's correction for the augmentation tests, paired Wilcoxon tests for the kink)
+# are stated in each chapter.
+
+# %% tags=["parameters"]
+profile = "ci"
+
+# %%
+import pandas as pd
+from IPython.display import Markdown
+
+from qftml import results
+from qftml.profiles import setup
+from qftml.tasks import statements
+
+P = setup("00_statements", profile)
+
+# %%
+table = statements.table("paper")
+cover = results.summary()
+n_entries = sum(r["instances"] for rows in cover.values() for r in rows)
+lines = [
+    "| statement | chapter | verdict | evidence | store |",
+    "| --- | --- | --- | --- | --- |",
+]
+for _, row in table.iterrows():
+    link = f"[{row['chapter'][:2]}]({row['chapter']}.html)"
+    lines.append(
+        f"| {row['statement']} | {link} | **{row['verdict']}** | {row['evidence'] or '–'} "
+        f"| {row['coverage'] or '–'} |"
+    )
+print(f"results store: {n_entries} stored instances")
+Markdown("\n".join(lines))
+
+# %% [markdown]
+# What the store covers (`python -m qftml results summary --json`):
+
+# %%
+pd.DataFrame(
+    [{"task": task, **row} for task, rows in cover.items() for row in rows],
+    columns=["task", "family", "n_train", "augment", "instances"],
+)
