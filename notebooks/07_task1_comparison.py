@@ -69,18 +69,18 @@ full = pd.DataFrame()
 if P["store"]:
     LAT_P, MU_LO, MU_HI = results.training_range(1, "paper")
     stored, planned, complete = results.coverage("task1-comparison", "paper")
-    sizes_done = results.complete_sizes("task1-comparison", "paper")
+    chunks = results.complete_seeds("task1-comparison", "paper")
     prov = results.provenance_summary("task1-comparison")
     print(f"results store: {stored} of {planned} planned instances "
-          f"({'complete' if complete else 'PARTIAL'}); every instance stored at "
-          f"N_train = {sizes_done or 'no size yet'}")  # fmt: skip
+          f"({'complete' if complete else 'PARTIAL'}); instances of every model stored per "
+          f"N_train: { {m: len(s) for m, s in chunks.items()} or 'none yet'}")  # fmt: skip
     print(f"made at commit(s) {', '.join(c[:10] for c in prov['commits']) or '-'} on "
           f"{'; '.join(prov['machines']) or '-'}, {prov['first']} .. {prov['last']}; "
           f"{prov['train_hours']:.2f} h of training")  # fmt: skip
     per_mu = results.per_mu_table("task1-comparison")
     if len(per_mu):
         full = regression.in_range(per_mu[per_mu["lattice"] == LAT_P], MU_LO, MU_HI)
-        full = full[full["n_train"].isin(sizes_done)]
+        full = results.select_complete(full, chunks)  # >= 3 instances of every model
 else:
     print("this profile recomputes everything: no stored results are shown")
 
@@ -111,8 +111,9 @@ if len(full):
         display(V_FULL.versus)  # noqa: F821
         display(V_FULL.scaling)  # noqa: F821
     print("\n".join(V_FULL.lines()))
-    if sizes_done != results.plan_task1_comparison("paper").sizes:
-        print(f"(PARTIAL: only N_train = {sizes_done} so far)")
+    counts = full.groupby("n_train")["seed"].nunique().to_dict()
+    if not complete:
+        print(f"(PARTIAL store: instances per model at each N_train shown: {counts})")
 else:
     V_FULL = None
     print("no complete training-set size in the store yet")
@@ -358,7 +359,7 @@ with pd.option_context("display.float_format", "{:.3g}".format):
 # %%
 V_LIVE = regression.compare_families(both, alpha=ALPHA)
 if V_FULL is not None:
-    print(f"full statistics (results store, N_train = {sizes_done}"
+    print(f"full statistics (results store, instances per N_train {counts}"
           f"{'' if complete else ', PARTIAL'}):")  # fmt: skip
     print("\n".join("  " + line for line in V_FULL.lines()))
 print(f"live, profile {profile!r} ({len(P['seeds'])} instances per point, "

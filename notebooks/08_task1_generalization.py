@@ -121,13 +121,15 @@ def band(ax, x, values, color, label=None, ls="-"):
 V_GEN = None
 if P["store"]:
     LAT_P, MU_LO, MU_HI = results.training_range(1, "paper")
-    sizes_done = results.complete_sizes("task1-comparison", "paper")
+    chunks = results.complete_seeds("task1-comparison", "paper")
     stored, planned, complete = results.coverage("task1-comparison", "paper")
+    usable = [m for m, seeds in chunks.items() if len(seeds) >= 3]
     print(f"results store: {stored} of {planned} planned instances "
-          f"({'complete' if complete else 'PARTIAL'}); complete sizes {sizes_done or 'none'}")  # fmt: skip
-    if sizes_done:
-        per_mu = results.per_mu_table("task1-comparison")
-        N_GEN = max(sizes_done)
+          f"({'complete' if complete else 'PARTIAL'}); instances of every model per N_train: "
+          f"{ {m: len(s) for m, s in chunks.items()} or 'none yet'}")  # fmt: skip
+    if usable:
+        per_mu = results.select_complete(results.per_mu_table("task1-comparison"), chunks)
+        N_GEN = max(usable)
         V_GEN = regression.generalization(per_mu, train_lattice=LAT_P, n_train=N_GEN,
                                           mu_range=(MU_LO, MU_HI))  # fmt: skip
         order = regression.lattice_order(per_mu["lattice"].unique())

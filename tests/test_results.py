@@ -116,7 +116,7 @@ def test_statement_table_takes_its_verdicts_from_the_store(store):
     before = statements.table("tiny")
     assert (before["verdict"] == "no full-statistics run yet").all()
     results.run("task1-comparison", "tiny", workers=0, log=lambda *_: None)
-    t = statements.table("tiny")
+    t = statements.table("tiny", min_seeds=2)
     per_mu = results.per_mu_table("task1-comparison", "tiny")
     inside = regression.in_range(per_mu[per_mu["lattice"] == "60x4"], 0.95, 1.05)
     v = regression.compare_families(inside)

@@ -54,10 +54,13 @@ from .training import Budget, evaluate, load_model
 
 __all__ = [
     "EXPERIMENTS",
+    "complete_seeds",
+    "complete_sizes",
     "coverage",
     "current_entries",
     "per_mu_table",
     "provenance_summary",
+    "select_complete",
     "store_digest",
     "training_range",
     "SCHEMA",
@@ -482,6 +485,29 @@ def complete_sizes(experiment: str = "task1-comparison", profile: str = "paper",
         m for m in plan.sizes
         if all(i in have for i in plan.instances() if i[2] == m)
     ]  # fmt: skip
+
+
+def complete_seeds(experiment: str = "task1-comparison", profile: str = "paper", root=None):
+    """``{N_train: [seeds]}``: the seeds at which the store holds every planned model (the
+    finished chunks of :func:`run`, which a partial store shows)."""
+    plan = _plan(experiment, profile)
+    have = _current_instances(experiment, plan, root)
+    out = {}
+    for m in plan.sizes:
+        seeds = [s for s in plan.seeds if all(
+            i in have for i in plan.instances() if i[2] == m and i[3] == s
+        )]  # fmt: skip
+        if seeds:
+            out[m] = seeds
+    return out
+
+
+def select_complete(table, chunks: dict, *, min_seeds: int = 3):
+    """Rows of ``table`` in finished chunks (``chunks`` from :func:`complete_seeds`) at the
+    sizes with at least ``min_seeds`` finished seeds: every model with the same instances."""
+    keep = {(m, s) for m, seeds in chunks.items() if len(seeds) >= min_seeds for s in seeds}
+    mask = [(int(m), int(s)) in keep for m, s in zip(table["n_train"], table["seed"], strict=True)]
+    return table[np.array(mask, dtype=bool)] if len(table) else table
 
 
 def provenance_summary(experiment: str = "task1-comparison", profile="paper", root=None) -> dict:

@@ -36,20 +36,25 @@ def _verdict(flag: bool) -> str:
     return "confirmed" if flag else "not confirmed"
 
 
-def table(profile: str = "paper", root=None):
-    """The statements with verdict, evidence and coverage, as a DataFrame."""
+def table(profile: str = "paper", root=None, *, min_seeds: int = 3):
+    """The statements with verdict, evidence and coverage, as a DataFrame; a training-set
+    size enters once at least ``min_seeds`` instances of every model are stored."""
     import pandas as pd
 
     rows = {key: {"chapter": ch, "statement": text, "verdict": "no full-statistics run yet",
                   "evidence": "", "coverage": ""} for key, ch, text in STATEMENTS}  # fmt: skip
     stored, planned, complete = results.coverage("task1-comparison", profile, root)
-    sizes = results.complete_sizes("task1-comparison", profile, root)
-    cover = f"{stored}/{planned} instances" + ("" if complete else f", N_train = {sizes}")
+    chunks = results.complete_seeds("task1-comparison", profile, root)
+    sizes = [m for m, seeds in chunks.items() if len(seeds) >= min_seeds]
+    counts = {m: len(chunks[m]) for m in sizes}
+    cover = f"{stored}/{planned} instances" + ("" if complete else f" (PARTIAL: {counts})")
     if sizes:
         lat, lo, hi = results.training_range(1, profile)
-        per_mu = results.per_mu_table("task1-comparison", profile, root)
+        per_mu = results.select_complete(
+            results.per_mu_table("task1-comparison", profile, root), chunks, min_seeds=min_seeds
+        )
         inside = regression.in_range(per_mu[per_mu["lattice"] == lat], lo, hi)
-        v = regression.compare_families(inside[inside["n_train"].isin(sizes)])
+        v = regression.compare_families(inside)
         vs = v.versus
         rows["t1-any-n"] |= {
             "verdict": _verdict(v.eq_established),
@@ -61,7 +66,9 @@ def table(profile: str = "paper", root=None):
             "verdict": _verdict(v.only_eq_improves) if len(sizes) >= 2 else "needs 2 sizes",
             "evidence": "; ".join(
                 f"{f} slope {sc.loc[f, 'slope']:.2f} ± {sc.loc[f, 'stderr']:.2f}" for f in sc.index
-            ),
+            )
+            if len(sizes) >= 2
+            else f"one size so far (N_train = {sizes[0]})",
         }
         aug = v.augmentation
         own = aug[aug["a"] == "translations"] if len(aug) else aug
