@@ -28,7 +28,6 @@ profile = "ci"
 
 # %%
 import pandas as pd
-from IPython.display import Markdown
 
 from qftml import results
 from qftml.profiles import setup
@@ -40,18 +39,11 @@ P = setup("00_statements", profile)
 table = statements.table("paper")
 cover = results.summary()
 n_entries = sum(r["instances"] for rows in cover.values() for r in rows)
-lines = [
-    "| statement | chapter | verdict | evidence | store |",
-    "| --- | --- | --- | --- | --- |",
-]
-for _, row in table.iterrows():
-    link = f"[{row['chapter'][:2]}]({row['chapter']}.html)"
-    lines.append(
-        f"| {row['statement']} | {link} | **{row['verdict']}** | {row['evidence'] or '–'} "
-        f"| {row['coverage'] or '–'} |"
-    )
 print(f"results store: {n_entries} stored instances")
-Markdown("\n".join(lines))
+shown = table.reset_index(drop=True)[["statement", "chapter", "verdict", "evidence", "coverage"]]
+shown["chapter"] = shown["chapter"].str.replace("_", " ", n=1).str.replace("_", " ")
+with pd.option_context("display.max_colwidth", None):
+    display(shown.style.hide(axis="index"))  # noqa: F821
 
 # %% [markdown]
 # What the store covers (`python -m qftml results summary --json`):

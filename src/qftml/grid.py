@@ -96,7 +96,7 @@ def get_client(scheduler=None, workers: int | None = None):
         env = {v: threads for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         cluster = LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, memory_limit=0,
-            dashboard_address=None, silence_logs=logging.ERROR, env=env,
+            dashboard_address=":0", silence_logs=logging.ERROR, env=env,  # any free port
         )  # fmt: skip
         _CLIENTS[key] = (cluster, Client(cluster))
     return _CLIENTS[key][1]

@@ -123,7 +123,11 @@ def setup(notebook: str, profile: str) -> dict[str, Any]:
     params = notebook_params(notebook, profile)
     _PAGE = (notebook, profile)
     plotting.use_style()
+    import logging
+
     import numpy as np
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # a page shows results, not trial logs
 
     rows = [
         ("profile", profile),

@@ -84,7 +84,11 @@ class ComparisonVerdict:
             f"established: {self.eq_established} (smallest attainable p {self.p_min:.2g})",
             f"2. families whose loss falls with N_train ({1 - self.alpha:.0%} t interval of the "
             f"slope below 0): {self.improving or 'none'}; statement 2 (only EQ): "
-            f"{self.only_eq_improves}",
+            + (
+                str(self.only_eq_improves)
+                if self.scaling["sizes"].max() >= 2
+                else "not testable (one N_train)"
+            ),
         ]
         for f, sizes in self.augmentation_helps.items():
             out.append(
