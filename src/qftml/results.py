@@ -349,8 +349,10 @@ def run(
     tests = _test_sets(plan)
     dkeys = data_keys(task, profile)
     prov = provenance(plan)
-    if grid.scheduler_address(scheduler) is not None or grid.local_workers(workers) > 0:
-        prov["threads"] = 1  # every grid worker trains on one thread
+    if grid.scheduler_address(scheduler) is not None:
+        prov["threads"] = 1  # a cluster's workers: one thread each (book/reproduce.md)
+    elif grid.local_workers(workers) > 0:  # local workers get cores // workers threads
+        prov["threads"] = max(1, grid.cores() // grid.local_workers(workers))
     lattice = tuple(train.x.shape[-2:])
     tk = Task(n_out=len(train.target_names), lattice=lattice, loss="mse")
     start, trained = time.perf_counter(), 0
