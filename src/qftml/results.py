@@ -238,9 +238,8 @@ def _round(v):
 
 
 def _write_json(path: Path, record: dict) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    experiments._write_atomic(path, lambda tmp: tmp.write_text(text))  # unique temporary
 
 
 def _entry_digest(record: dict) -> str:
