@@ -208,6 +208,16 @@ def test_compare_orders_and_p_values():
     assert 0 < c.loc[20, "p_superior"] < 1 and c.loc[20, "p_value"] > 0.05
 
 
+def test_compare_with_zero_medians():
+    """A perfect detector (error 0) against a worse one: infinite ratio, not a crash; both
+    perfect: undefined ratio and no evidence (p = 1)."""
+    t = pd.DataFrame({"fam": ["EQ"] * 3 + ["ST"] * 3, "err": [0, 0, 0, 0.1, 0.2, 0.0]})
+    c = ex.compare(t, [], "fam", "EQ", "ST", "err").iloc[0]
+    assert c["ratio"] == np.inf and c["median_a"] == 0.0
+    both = ex.compare(t.assign(err=0.0), [], "fam", "EQ", "ST", "err").iloc[0]
+    assert np.isnan(both["ratio"]) and both["p_value"] == 1.0 and both["p_superior"] == 0.5
+
+
 def test_scaling_recovers_a_power_law():
     rng = np.random.default_rng(0)
     n = np.repeat([100, 300, 1000, 3000], 3)

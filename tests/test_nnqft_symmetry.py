@@ -199,6 +199,54 @@ def test_uniform_mean_on_all_rows_is_a_softmax_symmetry():
     assert np.array_equal(res.accuracy[0, 0, 0], res.accuracy[0, 0, 1])
 
 
+def _constructed_scan(aligned_slope, random_slope, noise, seed=0):
+    """A scan whose answer is known: gain = slope * k * mu + paired noise, uniform = 0."""
+    from qftml.nnqft.training import BreakingScan
+
+    rng = np.random.default_rng(seed)
+    ks, mus, n_seeds = np.array([0, 2, 5, 10]), np.array([0.0, 0.1, 0.2, 0.4]), 6
+    base = 0.5 + 0.01 * rng.standard_normal(n_seeds)  # seed-to-seed spread, common to cells
+    grid = ks[:, None, None] * mus[None, :, None] / 4.0
+    acc = np.empty((3, len(ks), len(mus), n_seeds))
+    acc[0] = base  # uniform: nothing changes (as k = n_classes with the softmax symmetry)
+    for i, slope in ((1, aligned_slope), (2, random_slope)):
+        acc[i] = base + slope * grid + noise * rng.standard_normal(acc[i].shape) * (grid > 0)
+    return BreakingScan(("uniform", "aligned", "random"), ks, mus, acc, acc[None], 10)
+
+
+def test_breaking_reading_on_constructed_scans():
+    """Known answers: aligned helps and beats random -> the source's conclusion holds;
+    all patterns equal -> it does not, and nothing helps or hurts."""
+    r = _constructed_scan(aligned_slope=0.2, random_slope=0.0, noise=0.002).reading()
+    aligned, uniform = r.patterns["aligned"], r.patterns["uniform"]
+    assert aligned.helps == aligned.cells == 9 and aligned.hurts == 0
+    assert aligned.rho_k[0] > 0.5 and aligned.rho_mu[0] > 0.5
+    assert uniform.helps == uniform.hurts == 0 and np.isnan(uniform.rho_k[0])
+    assert r.full_uniform_change == 0.0
+    assert r.direction[0] > 0 and r.direction[2] < 1e-3 and r.direction_matters
+    assert r.ground_truth_helps and r.lines()[-1].endswith(" reproduced")
+
+    same = _constructed_scan(aligned_slope=0.0, random_slope=0.0, noise=0.002).reading()
+    assert not same.direction_matters and not same.ground_truth_helps
+    assert same.patterns["aligned"].helps <= 1  # at most a false positive at 5 % of 9 cells
+    assert same.lines()[-1].endswith("not reproduced")
+
+    # random better than aligned: the direction test is one-sided and must not fire
+    rev = _constructed_scan(aligned_slope=0.0, random_slope=0.2, noise=0.002).reading()
+    assert rev.patterns["random"].helps == 9 and not rev.direction_matters
+
+
+def test_breaking_paired_gain_needs_an_unbroken_reference():
+    from qftml.nnqft.training import BreakingScan
+
+    acc = np.zeros((1, 2, 2, 3))
+    scan = BreakingScan(("aligned",), np.array([1, 2]), np.array([0.1, 0.2]), acc, acc[None])
+    with pytest.raises(ValueError, match="unbroken reference"):
+        scan.paired_gain("aligned")
+    with pytest.raises(ValueError, match="'random' was not scanned"):
+        scan.paired_gain("random")
+
+
 # --------------------------------------------------------------------------- data
 
 

@@ -654,7 +654,12 @@ def compare(table, by: Sequence[str], column: str, a, b, value: str):
         if len(va) and len(vb):
             diff = va[:, None] - vb[None, :]
             row["median_a"], row["median_b"] = float(np.median(va)), float(np.median(vb))
-            row["ratio"] = row["median_b"] / row["median_a"]
+            # a zero median (an error rate of 0, say): the ratio is infinite, or undefined
+            # when both are zero
+            if row["median_a"] > 0:
+                row["ratio"] = row["median_b"] / row["median_a"]
+            else:
+                row["ratio"] = math.inf if row["median_b"] > 0 else math.nan
             row["p_superior"] = float(((diff < 0) + 0.5 * (diff == 0)).mean())
             row["p_value"] = float(mannwhitneyu(va, vb, alternative="less").pvalue)
             row["p_min"] = 1.0 / math.comb(len(va) + len(vb), len(va))

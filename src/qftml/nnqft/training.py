@@ -175,11 +175,151 @@ class BreakingScan:
     mus: np.ndarray
     accuracy: np.ndarray  # (n_patterns, n_k, n_mu, n_seeds), after the last epoch
     curves: np.ndarray  # (n_epochs + 1, n_patterns, n_k, n_mu, n_seeds)
+    n_classes: int = 0  # classes of the task (k = n_classes shifts every row)
 
     def mean(self, pattern: str) -> tuple[np.ndarray, np.ndarray]:
         """Seed mean and standard error of the final accuracy, (n_k, n_mu) each."""
         a = self.accuracy[self.patterns.index(pattern)]
         return a.mean(-1), a.std(-1, ddof=1) / np.sqrt(a.shape[-1])
+
+    def _pattern(self, pattern: str) -> np.ndarray:
+        if pattern not in self.patterns:
+            raise ValueError(f"pattern {pattern!r} was not scanned; scanned: {self.patterns}")
+        return self.accuracy[self.patterns.index(pattern)]
+
+    def paired_gain(self, pattern: str, against: str | None = None):
+        """Seed-paired accuracy gain per cell, mean and standard error (n_k, n_mu) each.
+
+        Against the unbroken network (the k = 0 cell, else the mu = 0 cell of the same k)
+        or, with ``against``, against the same cell of another pattern. Common random numbers
+        make the seed-paired difference the right unit: seed s of every cell starts from the
+        same network and sees the same minibatches.
+        """
+        a = self._pattern(pattern)
+        if against is not None:
+            d = a - self._pattern(against)
+        elif self.ks[0] == 0:
+            d = a - a[0, 0][None, None, :]
+        elif self.mus[0] == 0:
+            d = a - a[:, :1, :]
+        else:
+            raise ValueError("no unbroken reference: the scan needs k = 0 or mu = 0")
+        return d.mean(-1), d.std(-1, ddof=1) / np.sqrt(d.shape[-1])
+
+    def breaking_cells(self) -> np.ndarray:
+        """Cells (n_k, n_mu) with breaking at all: k > 0 and mu > 0."""
+        return (self.ks[:, None] > 0) & (self.mus[None, :] > 0)
+
+    def significant(self, pattern: str, level: float = 0.05, against: str | None = None):
+        """Breaking cells whose paired gain is above (+1), below (-1) or within (0) the
+        two-sided Student-t interval at ``level``; an exactly zero difference counts as 0."""
+        from scipy.stats import t as student_t
+
+        gain, err = self.paired_gain(pattern, against)
+        q = student_t.ppf(1 - level / 2, self.accuracy.shape[-1] - 1)
+        sign = np.where(gain > q * err, 1, np.where(gain < -q * err, -1, 0))
+        sign[err == 0] = np.sign(gain[err == 0]).astype(int)
+        sign[~self.breaking_cells()] = 0
+        return sign
+
+    def reading(self, level: float = 0.05) -> BreakingReading:
+        """The computed reading of the scan (see :class:`BreakingReading`)."""
+        from scipy.stats import spearmanr
+        from scipy.stats import t as student_t
+
+        cells = self.breaking_cells()
+        per = {}
+        for p in self.patterns:
+            s = self.significant(p, level)[cells]
+            gain, _ = self.paired_gain(p)
+            rho = {}
+            for name, axis_values in (("k", self.ks[:, None]), ("mu", self.mus[None, :])):
+                grid = np.broadcast_to(axis_values, gain.shape)[cells]
+                if np.ptp(gain[cells]) == 0 or np.ptp(grid) == 0:
+                    rho[name] = (np.nan, np.nan)  # no trend to rank
+                else:
+                    r = spearmanr(grid, gain[cells])
+                    rho[name] = (float(r.statistic), float(r.pvalue))
+            per[p] = PatternReading(
+                int((s > 0).sum()), int((s < 0).sum()), int(cells.sum()), rho["k"], rho["mu"]
+            )
+        direction = None
+        if "aligned" in self.patterns and "random" in self.patterns:
+            d = (self._pattern("aligned") - self._pattern("random"))[cells].mean(0)
+            n = len(d)
+            se = d.std(ddof=1) / np.sqrt(n)
+            tstat = d.mean() / se if se > 0 else np.inf * np.sign(d.mean())
+            p_one = float(student_t.sf(tstat, n - 1))
+            direction = (float(d.mean()), float(se), p_one)
+        full = None
+        if "uniform" in self.patterns and self.ks.max() == self.n_classes:
+            a = self._pattern("uniform")
+            full = float(np.abs(a[-1] - a[-1, :1]).max())
+        return BreakingReading(per, direction, full, level)
+
+
+@dataclass(frozen=True)
+class PatternReading:
+    """Significant cells of one mean pattern and how its gain trends with k and mu_W."""
+
+    helps: int  # breaking cells with a significant accuracy gain over no breaking
+    hurts: int  # ... with a significant loss
+    cells: int  # breaking cells (k > 0, mu_W > 0)
+    rho_k: tuple[float, float]  # Spearman (rho, p) of the mean gain against k
+    rho_mu: tuple[float, float]  # ... against mu_W
+
+
+@dataclass(frozen=True)
+class BreakingReading:
+    """What the symmetry-breaking scan says, computed: per pattern, how many breaking cells
+    help or hurt (two-sided paired t at ``level``); aligned minus random averaged over the
+    breaking cells per seed (mean, s.e., one-sided p); the largest accuracy change of the
+    uniform pattern with every row shifted (k = n_classes: the softmax ignores it)."""
+
+    patterns: dict
+    direction: tuple[float, float, float] | None
+    full_uniform_change: float | None
+    level: float
+
+    @property
+    def direction_matters(self) -> bool:
+        """Aligned beats random of the same norm, one-sided at ``level``."""
+        return self.direction is not None and self.direction[2] < self.level
+
+    @property
+    def ground_truth_helps(self) -> bool:
+        """The source's conclusion: breaking does not always help (some pattern has a
+        breaking cell that does not), and breaking along the ground truth does, more than a
+        random direction of the same size."""
+        aligned = self.patterns.get("aligned")
+        not_always = any(r.helps < r.cells for r in self.patterns.values())
+        return bool(aligned and aligned.helps > 0 and self.direction_matters and not_always)
+
+    def lines(self) -> list[str]:
+        out = []
+        for p, r in self.patterns.items():
+            out.append(
+                f"{p:>10}: helps in {r.helps} and hurts in {r.hurts} of {r.cells} breaking cells;"
+                f" gain vs k: rho = {r.rho_k[0]:+.2f} (p = {r.rho_k[1]:.2g}),"
+                f" vs mu_W: rho = {r.rho_mu[0]:+.2f} (p = {r.rho_mu[1]:.2g})"
+            )
+        if self.full_uniform_change is not None:
+            out.append(
+                f"uniform with every row shifted (k = n_classes): largest accuracy change "
+                f"{self.full_uniform_change:.2g} (the softmax symmetry predicts 0)"
+            )
+        if self.direction is not None:
+            m, se, p = self.direction
+            out.append(
+                f"aligned - random over the breaking cells: {m:+.4f} +/- {se:.4f} "
+                f"(one-sided p = {p:.2g}) -> the direction "
+                f"{'matters' if self.direction_matters else 'is not shown to matter'}"
+            )
+        out.append(
+            "source's conclusion (helps when along the ground truth, not always): "
+            + ("reproduced" if self.ground_truth_helps else "not reproduced")
+        )
+        return out
 
 
 def symmetry_breaking_scan(
@@ -261,7 +401,7 @@ def symmetry_breaking_scan(
             acc[e + 1, c0 : c0 + len(chunk)] = _accuracy(params, x_te, y_te, act, n_seeds)
     shape = (len(patterns), len(ks), len(mus), n_seeds)
     curves = acc.reshape((n_epochs + 1, *shape))
-    return BreakingScan(patterns, ks, mus, curves[-1], curves)
+    return BreakingScan(patterns, ks, mus, curves[-1], curves, n_classes)
 
 
 # ----------------------------------------------------------------------------------------------
