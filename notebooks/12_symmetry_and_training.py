@@ -182,18 +182,11 @@ def heatmaps(res, title):
     axes[0].set_ylabel("rows with nonzero mean, $k$")
     fig.colorbar(im, ax=axes[: len(patterns)], shrink=0.85, label="test accuracy (seed mean)")
     # paired difference aligned - random, in standard errors of the seed-paired difference
-    a = res.accuracy[patterns.index("aligned")]
-    b = res.accuracy[patterns.index("random")]
-    d = a - b
-    z = d.mean(-1) / np.where(d.std(-1, ddof=1) > 0, d.std(-1, ddof=1) / np.sqrt(d.shape[-1]), 1)
+    d, d_err = res.paired_gain("aligned", against="random")
+    z = d / np.where(d_err > 0, d_err, 1)
     ax = axes[-1]
     im2 = ax.imshow(
-        d.mean(-1),
-        origin="lower",
-        cmap="RdBu_r",
-        aspect="auto",
-        vmin=-np.abs(d.mean(-1)).max(),
-        vmax=np.abs(d.mean(-1)).max(),
+        d, origin="lower", cmap="RdBu_r", aspect="auto", vmin=-np.abs(d).max(), vmax=np.abs(d).max()
     )
     for (i, j), v in np.ndenumerate(z):
         ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7)

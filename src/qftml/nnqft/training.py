@@ -179,7 +179,7 @@ class BreakingScan:
 
     def mean(self, pattern: str) -> tuple[np.ndarray, np.ndarray]:
         """Seed mean and standard error of the final accuracy, (n_k, n_mu) each."""
-        a = self.accuracy[self.patterns.index(pattern)]
+        a = self._pattern(pattern)
         return a.mean(-1), a.std(-1, ddof=1) / np.sqrt(a.shape[-1])
 
     def _pattern(self, pattern: str) -> np.ndarray:
@@ -213,9 +213,11 @@ class BreakingScan:
     def significant(self, pattern: str, level: float = 0.05, against: str | None = None):
         """Breaking cells whose paired gain is above (+1), below (-1) or within (0) the
         two-sided Student-t interval at ``level``; an exactly zero difference counts as 0."""
+        return self._significant(*self.paired_gain(pattern, against), level)
+
+    def _significant(self, gain, err, level):
         from scipy.stats import t as student_t
 
-        gain, err = self.paired_gain(pattern, against)
         q = student_t.ppf(1 - level / 2, self.accuracy.shape[-1] - 1)
         sign = np.where(gain > q * err, 1, np.where(gain < -q * err, -1, 0))
         sign[err == 0] = np.sign(gain[err == 0]).astype(int)
@@ -230,8 +232,8 @@ class BreakingScan:
         cells = self.breaking_cells()
         per = {}
         for p in self.patterns:
-            s = self.significant(p, level)[cells]
-            gain, _ = self.paired_gain(p)
+            gain, err = self.paired_gain(p)
+            s = self._significant(gain, err, level)[cells]
             rho = {}
             for name, axis_values in (("k", self.ks[:, None]), ("mu", self.mus[None, :])):
                 grid = np.broadcast_to(axis_values, gain.shape)[cells]
@@ -252,9 +254,10 @@ class BreakingScan:
             p_one = float(student_t.sf(tstat, n - 1))
             direction = (float(d.mean()), float(se), p_one)
         full = None
-        if "uniform" in self.patterns and self.ks.max() == self.n_classes:
-            a = self._pattern("uniform")
-            full = float(np.abs(a[-1] - a[-1, :1]).max())
+        all_rows = np.flatnonzero(self.ks == self.n_classes)
+        if "uniform" in self.patterns and len(all_rows):
+            a = self._pattern("uniform")[all_rows[0]]  # (n_mu, n_seeds)
+            full = float(np.abs(a - a[:1]).max())
         return BreakingReading(per, direction, full, level)
 
 
