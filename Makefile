@@ -24,8 +24,8 @@ test: $(VENV_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(VENV_STAMP)
-	$(PY) -m ruff check src tests notebooks benchmarks
-	$(PY) -m ruff format --check src tests notebooks benchmarks
+	$(PY) -m ruff check src tests notebooks benchmarks book/_ext
+	$(PY) -m ruff format --check src tests notebooks benchmarks book/_ext
 
 bench: $(VENV_STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

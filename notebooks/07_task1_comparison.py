@@ -28,9 +28,9 @@
 # of the other, and a fit of the loss against $N_\text{train}$ ({mod}`qftml.tasks.regression`).
 # Every verdict is computed: first from the full-statistics run of the `paper` profile kept
 # in the results store, then live from the instances trained in the profile that built this
-# page. Both train with the source's recipe; the store in float32, the `ci` profile under
-# bfloat16 autocast, which is about twice as fast here and leaves the test MSE statistically
-# unchanged (`benchmarks/bench_training.py`).
+# page. Both train with the source's recipe in float32 (bfloat16 autocast, an option of
+# {func}`qftml.training.train`, pays only on CPUs with native bfloat16 arithmetic:
+# `benchmarks/bench_training.py`).
 
 # %% tags=["parameters"]
 profile = "ci"
@@ -105,7 +105,10 @@ if len(full):
     ax.set_ylabel("test loss (MSE of $n$, $|\\phi|^2$)")
     n_inst = int(full.groupby(["label", "augment", "n_train"]).size().min())
     ax.set_title(f"results store (paper profile): {n_inst} instances per point")
-    ax.legend(title="median (line), mean (open)\nmin–max (band), instances (dots)", fontsize=8)
+    ax.legend(
+        title="median (line, ≥ 68 % interval), mean (open)\nmin–max (band), instances (dots)",
+        fontsize=8,
+    )
     fig.tight_layout()
     plt.show()
     V_FULL = regression.compare_families(full)
@@ -147,21 +150,9 @@ print(f"train {len(train)}, validation {len(val)}, test {len(test)} configuratio
       f"(mu = {np.unique(test.meta['mu']).round(3).tolist()})")  # fmt: skip
 print(f"constant-prediction MSE on the test set: {const:.4g}")
 
-if P["architectures"] == "published":
-    SPECS = {f: nets.published(1, f).spec for f in FAMILIES}
-elif P["architectures"] == "search":
-    S6 = notebook_params("06_task1_search", profile)
-    S = S6["search"]
-    sub = experiments.nested_subsets(len(train), [S["n_train"]], S6["seed"], groups=mu)
-    studies = experiments.search_studies(
-        FAMILIES, train.select(sub[S["n_train"]]).xy, val.xy, task=TASK,
-        budget=training.Budget.from_params(S["budget"]),
-        n_trials=S["n_trials"], seed=S6["seed"], jobs=S["jobs"], pruner=S["pruner"],
-        prefix=f"task1-{profile}",
-    )  # fmt: skip
-    SPECS = {f: search.top_specs(studies[f], 1)[0][0] for f in FAMILIES}
-else:
-    raise ValueError(f"architectures must be 'published' or 'search'; got {P['architectures']!r}")
+S6 = notebook_params("06_task1_search", profile)
+SPECS = regression.architectures(P["architectures"], train, val, TASK, search_params=S6["search"],
+                                 search_seed=S6["seed"], prefix=f"task1-{profile}")  # fmt: skip
 for f, spec in SPECS.items():
     print(f"{f} ({nets.spec_params(spec)} parameters): {spec}")
 
@@ -200,7 +191,10 @@ ax.set_yscale("log")
 ax.set_xlabel(r"training samples $N_\mathrm{train}$")
 ax.set_ylabel("test loss (MSE)")
 ax.set_title(f"task 1 on {train.lattice}: {len(P['seeds'])} instances per point")
-ax.legend(title="median (line), mean (open)\nmin–max (band), instances (dots)", fontsize=9)
+ax.legend(
+    title="median (line, ≥ 68 % interval), mean (open)\nmin–max (band), instances (dots)",
+    fontsize=9,
+)
 fig.tight_layout()
 plt.show()
 

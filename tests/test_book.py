@@ -157,6 +157,28 @@ def test_check_html_flags_remote_scripts_and_missing_images(tmp_path):
     assert any("missing image" in p for p in problems)
 
 
+def test_check_html_flags_unresolved_python_references(tmp_path):
+    """A ``{func}`` link Sphinx could not resolve is a build failure, a resolved one is not."""
+    resolved = (
+        '<a class="reference internal" href="../book/api.html#qftml.training.train" '
+        'title="qftml.training.train"><code class="xref py py-func docutils literal '
+        'notranslate"><span class="pre">qftml.training.train()</span></code></a>'
+    )
+    bare = (
+        '<code class="xref py py-func docutils literal notranslate"><span class="pre">'
+        "qftml.nowhere()</span></code>"
+    )
+    assert book.unresolved_references(resolved) == []
+    assert book.unresolved_references(resolved + " and " + bare) == ["qftml.nowhere()"]
+    toc = tmp_path / "_toc.yml"
+    toc.write_text(yaml.safe_dump({"format": "jb-book", "root": "book/intro"}))
+    (tmp_path / "html" / "book").mkdir(parents=True)
+    (tmp_path / "html" / "book" / "intro.html").write_text(bare)
+    assert book.check_html(tmp_path / "html", toc) == [
+        "intro.html: unresolved reference qftml.nowhere()"
+    ]
+
+
 def _leaves(tree, path=()):
     """Every (path, value) of a nested profile section."""
     if isinstance(tree, dict):
@@ -265,3 +287,26 @@ def test_code_is_collapsed_unless_asked_to_show():
     assert shown.metadata["tags"] == ["show-input"]
     assert params.metadata["tags"] == ["parameters", "remove-cell"]
     assert "tags" not in text.metadata
+
+
+def test_docstrings_are_restructuredtext_with_dollar_math():
+    """The API reference parses docstrings as reStructuredText (autodoc): no MyST roles in
+    the package, and the book's ``$...$`` inline math becomes ``:math:`` (book/_ext)."""
+    import importlib.util
+    import re
+
+    myst = re.compile(r"\{(cite|ref|func|mod|class|meth|data|attr|eq|numref)\}`")
+    found = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in sorted((ROOT / "src" / "qftml").rglob("*.py"))
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if myst.search(line) and "``{" not in line
+    ]
+    assert found == []
+    spec = importlib.util.spec_from_file_location("docmath", ROOT / "book" / "_ext" / "docmath.py")
+    docmath = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docmath)
+    text = r"fit $\log|v| = a$; ``($x$)`` kept, $5 and $$y$$ too"
+    assert docmath.dollars_to_math(text) == (
+        r"fit :math:`\log|v| = a`; ``($x$)`` kept, $5 and $$y$$ too"
+    )

@@ -69,7 +69,7 @@ def test_same_content_same_bytes(tmp_path):
     assert file_digest(a) == file_digest(b)
 
 
-@pytest.mark.parametrize("stage", ["arrays", "complete"])
+@pytest.mark.parametrize("stage", ["arrays", "partial"])
 def test_interrupted_write_leaves_no_file(tmp_path, stage):
     def crash(at):
         if at == stage:
@@ -88,7 +88,7 @@ def test_killed_writer_leaves_only_an_incomplete_temporary(tmp_path):
         import os, numpy as np
         from qftml.datasets import storage
         def die(stage):
-            if stage == "arrays":
+            if stage == "partial":  # half of the file's bytes are on disk
                 os._exit(3)
         storage.write({str(tmp_path / "a.h5")!r}, {{"x": np.arange(10)}}, {{}}, "k", _hook=die)
         """

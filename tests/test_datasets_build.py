@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 import yaml
@@ -195,8 +196,11 @@ def test_corrupt_and_stale_files_are_regenerated(built, tmp_path):
     ds.build_jobs(jobs, jobs=1, root=tmp_path, log=None)
     path = jobs[0].path(tmp_path)
     original = path.read_bytes()
+    with h5py.File(path, "r") as f:  # damage the stored (compressed) bytes of the flux array
+        chunk = f["k"].id.get_chunk_info(0)
     damaged = bytearray(original)
-    damaged[len(damaged) // 2 : len(damaged) // 2 + 64] = bytes(64)
+    start, size = chunk.byte_offset, min(chunk.size, 64)
+    damaged[start : start + size] = bytes(b ^ 0xFF for b in damaged[start : start + size])
     path.write_bytes(bytes(damaged))
     messages = []
     report = ds.build_jobs(jobs, jobs=1, root=tmp_path, log=messages.append)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from qftml import experiments as ex
+from qftml import processes
 from qftml.search import Budget, Task
 
 LATTICE = (4, 6)
@@ -162,7 +165,14 @@ def test_run_grid_rows_subsets_and_cache(data_dir):
         sizes=[15, 60], seeds=[0, 1], task=TASK, budget=BUDGET, groups=groups,
         output_names=("a", "b"), subset_seed=9,
     )  # fmt: skip
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a writer killed mid-write left its temporary; a live one is writing
+    killed = ex.cache_dir() / f"k.pt.tmp-{dead.pid}@{processes.hostname()}.0123abcd"
+    live = processes.temporary_path(ex.cache_dir() / "l.pt")
+    for tmp in (killed, live):
+        tmp.write_bytes(b"partial")
     table, insts = ex.run_grid({"EQ": EQ, "FL": FL}, train, val, tests, **kw)
+    assert not killed.exists() and live.exists()
     assert len(table) == len(insts) == 2 * 2 * 2
     assert set(table["n_train"]) == {15, 60} and table["cached"].sum() == 0
     assert [i.n_train for i in insts] == table["n_train"].tolist()
@@ -297,3 +307,22 @@ def test_search_studies_resume_by_content(data_dir):
     assert again.study_name == first.study_name and len(again.trials) == len(first.trials)
     other = ex.search_studies(["EQ"], train, val, seed=1, **{**kw, "n_trials": 1})["EQ"]
     assert other.study_name != first.study_name
+
+
+def test_median_interval_coverage_exact_and_simulated():
+    """[x_(3), x_(8)] of 10 values covers the median with probability 912/1024; a
+    simulation (4000 samples of an exponential, median ln 2) agrees within 3 s.e."""
+    lo, hi, cov = ex.median_interval(np.arange(10.0), 0.683)
+    assert (lo, hi) == (2.0, 7.0) and cov == pytest.approx(912 / 1024)
+    rng = np.random.default_rng(5)
+    hits = [
+        lo <= math.log(2) <= hi
+        for lo, hi, _ in map(ex.median_interval, rng.exponential(size=(4000, 10)))
+    ]
+    se = math.sqrt(cov * (1 - cov) / 4000)
+    assert abs(np.mean(hits) - cov) < 3 * se
+    assert ex.median_interval([3.0, 1.0]) == (1.0, 3.0, 0.5)  # too few for 68 %: [min, max]
+    assert ex.median_interval([2.0, np.nan]) == (2.0, 2.0, 0.0)
+    assert all(math.isnan(v) for v in ex.median_interval([np.nan]))
+    with pytest.raises(ValueError, match="level must be in"):
+        ex.median_interval([1.0], 1.0)

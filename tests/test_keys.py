@@ -103,33 +103,30 @@ def test_a_docstring_edit_in_network_or_training_code_retrains_nothing(tmp_path,
     """The instance key of a trained model ignores docstrings of nets and training."""
     import shutil
 
-    from qftml import experiments
+    from qftml import instances
 
     pkg = tmp_path / "qftml"
     pkg.mkdir()
-    here = experiments.Path(experiments.__file__).parent
-    for name in ("training.py", "nets.py"):
-        if (here / name).exists():
-            shutil.copy(here / name, pkg / name)
-    if (here / "nets").is_dir():
-        shutil.copytree(here / "nets", pkg / "nets")
-    monkeypatch.setattr(experiments, "__file__", str(pkg / "experiments.py"))
-    experiments.code_digest.cache_clear()
-    before = experiments.code_digest()
+    here = instances.Path(instances.__file__).parent
+    shutil.copy(here / "training.py", pkg / "training.py")
+    shutil.copytree(here / "nets", pkg / "nets")
+    monkeypatch.setattr(instances, "__file__", str(pkg / "instances.py"))
+    instances.code_digest.cache_clear()
+    before = instances.code_digest()
     training = pkg / "training.py"
     text = training.read_text()
     i = text.index('"""', text.index("def train("))  # the docstring of train()
     edited = text[:i] + '"""Edited. ' + text[i + 3 :]
     assert edited != text
     training.write_text(edited)
-    experiments.code_digest.cache_clear()
-    assert experiments.code_digest() == before
+    instances.code_digest.cache_clear()
+    assert instances.code_digest() == before
     changed = text.replace("since_best >= patience", "since_best > patience", 1)
     assert changed != text
     training.write_text(changed)  # a real change
-    experiments.code_digest.cache_clear()
-    assert experiments.code_digest() != before
-    experiments.code_digest.cache_clear()
+    instances.code_digest.cache_clear()
+    assert instances.code_digest() != before
+    instances.code_digest.cache_clear()
 
 
 def test_roots_count_only_the_code_they_reach(tmp_path):
@@ -159,27 +156,31 @@ def test_roots_count_only_the_code_they_reach(tmp_path):
 
 
 def test_instance_code_digest_ignores_code_training_never_runs(tmp_path, monkeypatch):
-    """Adding a function to nets.py that no root reaches keeps trained instances valid."""
+    """Adding a function to the nets package that no root reaches keeps trained instances
+    valid; a change inside the builder's reach does not."""
     import shutil
 
-    from qftml import experiments
+    from qftml import instances
 
     pkg = tmp_path / "qftml"
     pkg.mkdir()
-    here = experiments.Path(experiments.__file__).parent
-    for name in ("training.py", "nets.py"):
-        shutil.copy(here / name, pkg / name)
-    monkeypatch.setattr(experiments, "__file__", str(pkg / "experiments.py"))
-    experiments.code_digest.cache_clear()
+    here = instances.Path(instances.__file__).parent
+    shutil.copy(here / "training.py", pkg / "training.py")
+    shutil.copytree(here / "nets", pkg / "nets")
+    monkeypatch.setattr(instances, "__file__", str(pkg / "instances.py"))
+    instances.code_digest.cache_clear()
     try:
-        before = experiments.code_digest()
-        nets = pkg / "nets.py"
-        nets.write_text(nets.read_text() + "\n\ndef a_new_probe(model):\n    return 0\n")
-        experiments.code_digest.cache_clear()
-        assert experiments.code_digest() == before
-        text = nets.read_text()  # a change inside the builder's reach
-        nets.write_text(text.replace("class PeriodicConv2d(", "class PeriodicConv2d_(", 1))
-        experiments.code_digest.cache_clear()
-        assert experiments.code_digest() != before
+        before = instances.code_digest()
+        probes = pkg / "nets" / "probes.py"
+        probes.write_text(probes.read_text() + "\n\ndef a_new_probe(model):\n    return 0\n")
+        instances.code_digest.cache_clear()
+        assert instances.code_digest() == before
+        build = pkg / "nets" / "build.py"
+        text = build.read_text()  # a change inside the builder's reach
+        changed = text.replace("class PeriodicConv2d(", "class PeriodicConv2d_(", 1)
+        assert changed != text
+        build.write_text(changed)
+        instances.code_digest.cache_clear()
+        assert instances.code_digest() != before
     finally:
-        experiments.code_digest.cache_clear()
+        instances.code_digest.cache_clear()

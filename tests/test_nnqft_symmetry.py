@@ -321,3 +321,16 @@ def test_source_breaking_mean_matching_target_mean_helps_untrained():
         x_tr, y_tr, x_te, y_te, ks=[0, 4], mus=[0.0, mu, -mu], n_seeds=4, width=20, epochs=0
     )
     assert res2.helps("one-cold")[1, 1] and not res2.helps("one-cold")[1, 2]
+
+
+def test_unbroken_reference_and_seed_paired_difference():
+    """k = 0 cell, else the mu = 0 column; a scan with neither has no reference."""
+    from qftml.nnqft.training import seed_paired, unbroken
+
+    v = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4)
+    assert np.array_equal(unbroken(v, [0, 5], [0.1, 0.2, 0.3]), v[:1, :1])
+    assert np.array_equal(unbroken(v, [1, 5], [0.0, 0.2, 0.3]), v[:, :1])
+    with pytest.raises(ValueError, match="no unbroken reference"):
+        unbroken(v, [1, 5], [0.1, 0.2, 0.3])
+    mean, se = seed_paired(np.array([[[1.0, 2.0, 3.0, 6.0]]]))
+    assert mean[0, 0] == 3.0 and se[0, 0] == pytest.approx(np.std([1, 2, 3, 6], ddof=1) / 2)

@@ -14,7 +14,7 @@ import torch
 from optuna.trial import TrialState
 
 from qftml import datasets as ds
-from qftml import experiments, processes, search, training
+from qftml import experiments, instances, processes, search, training
 from qftml.datasets import storage
 from qftml.lattice import sample
 from qftml.nets import from_spec
@@ -189,7 +189,7 @@ def test_corrupt_evaluation_cache_is_re_evaluated(cache, damage):
 def test_two_writers_of_one_instance_do_not_collide(cache, monkeypatch):
     """A second writer finishes the same instance while the first one is saving: with a
     shared temporary the first one's rename found no file; now both land, the file is whole."""
-    real_save, calls = experiments.save_model, []
+    real_save, calls = instances.save_model, []
 
     def save_and_interleave(path, *args, **kw):
         real_save(path, *args, **kw)
@@ -197,10 +197,10 @@ def test_two_writers_of_one_instance_do_not_collide(cache, monkeypatch):
         if len(calls) == 1:  # the other writer runs now (here: the same call, re-entered)
             assert not _instance(cache).cached
 
-    monkeypatch.setattr(experiments, "save_model", save_and_interleave)
+    monkeypatch.setattr(instances, "save_model", save_and_interleave)
     inst = _instance(cache)
     assert len(calls) == 2 and calls[0] != calls[1]
-    monkeypatch.setattr(experiments, "save_model", real_save)
+    monkeypatch.setattr(instances, "save_model", real_save)
     assert _instance(cache).cached and [p.name for p in inst.path.parent.iterdir()] == [
         inst.path.name
     ]
@@ -313,6 +313,31 @@ def test_journal_with_a_record_appended_behind_a_torn_one_is_repaired(tmp_path):
     assert len(search.finished_trials(study)) == 2
 
 
+_FULL_DISK = """
+import resource, signal, sys, numpy as np
+from qftml.datasets import storage
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is cut short (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    storage.write(sys.argv[1], {"x": np.random.default_rng(0).normal(size=100_000)}, {}, "k")
+except OSError as exc:
+    print(exc)
+"""
+
+
+def test_a_dataset_write_cut_short_names_the_file(tmp_path):
+    """A real short write (as on a full disk): an OSError that names the file and the cause,
+    no temporary left, no file at the target, and no crash at exit (h5py writing to the disk
+    itself said "slist already enabled?" and the interpreter then died of a segfault)."""
+    target = tmp_path / "d" / "a.h5"
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(target)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"cannot write dataset {target}: File too large" in proc.stdout
+    assert list(target.parent.iterdir()) == []
+
+
 # ----------------------------------------------------------------------------- readable errors
 
 
@@ -337,6 +362,31 @@ def test_command_line_faults_are_one_readable_line(tmp_path, monkeypatch, capsys
     blocker.write_text("")
     monkeypatch.setenv("QFTML_DATA", str(blocker / "data"))
     assert "Not a directory" in _one_line(capsys, main, ["data", "1"])
+
+
+def test_a_read_only_data_folder_is_one_readable_line(tmp_path, monkeypatch, capsys):
+    """A data folder the user may not write to. The tests run as root here, which file modes
+    do not stop, so the kernel's answer (EACCES on creating anything below the folder) is
+    raised by ``Path.mkdir`` and ``os.open`` for every path below it."""
+    import errno
+    import pathlib
+
+    from qftml.__main__ import main
+
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+
+    def refuse(path):
+        if str(path).startswith(str(ro) + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    mkdir, open_ = pathlib.Path.mkdir, os.open
+    monkeypatch.setattr(pathlib.Path, "mkdir", lambda p, *a, **k: refuse(p) or mkdir(p, *a, **k))
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: refuse(p) or open_(p, *a, **k))
+    monkeypatch.setenv("QFTML_DATA", str(ro))
+    monkeypatch.setenv("CI", "true")  # no progress bar on stderr
+    line = _one_line(capsys, main, ["data", "2", "--profile", "ci", "--jobs", "1"])
+    assert "Permission denied" in line and str(ro) in line, line
 
 
 def test_search_command_names_a_bad_storage_url(tmp_path, capsys):
@@ -382,6 +432,48 @@ print(child.pid, flush=True)
 time.sleep(1.0)  # the worker is running
 os._exit(0)  # the parent dies without a word to its worker
 """
+
+
+_BUILDER = """
+import os, sys, threading, time
+import psutil
+from qftml.datasets.api import build_jobs
+from qftml.datasets.jobs import Job
+
+def die_when_sampling():
+    me = psutil.Process()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        workers = [c for c in me.children() if "resource_tracker" not in " ".join(c.cmdline())]
+        if len(workers) >= 2:
+            time.sleep(1.0)  # both are inside a job
+            print(*[w.pid for w in workers], flush=True)
+            break
+        time.sleep(0.1)
+    os._exit(0)  # the build dies without a word to its workers, as under kill -9
+
+threading.Thread(target=die_when_sampling, daemon=True).start()
+jobs = [Job(1, "train", 8, 8, 4.01, 1.0, mu, 10**6, 7, "ci") for mu in (0.9, 1.0)]
+build_jobs(jobs, jobs=2, root=__import__("pathlib").Path(sys.argv[1]), log=None)
+"""
+
+
+def test_dataset_workers_exit_when_the_build_dies(tmp_path):
+    """A build killed while its loky workers sample (for minutes) leaves none running."""
+    out, err = tmp_path / "builder.out", tmp_path / "builder.err"
+    with open(out, "w") as fo, open(err, "w") as fe:  # files: orphans holding a pipe block run()
+        subprocess.run(
+            [sys.executable, "-c", _BUILDER, str(tmp_path)], stdout=fo, stderr=fe, timeout=120
+        )
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) >= 2, err.read_text()[-2000:]
+    deadline = time.time() + 60  # a worker still importing qftml exits when it gets its job
+    while any(processes.pid_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [p for p in pids if processes.pid_alive(p)]
+    for p in alive:
+        os.kill(p, 9)
+    assert not alive, f"workers {alive} outlived their build"
 
 
 def test_a_worker_exits_when_its_parent_dies():

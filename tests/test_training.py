@@ -1,6 +1,8 @@
 """The shared training loop: learning, determinism, early stopping, evaluation, save/load."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -146,3 +148,16 @@ def test_device_choice(monkeypatch):
     if getattr(torch.backends, "mps", None) is not None:
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert training.pick_device().type == "cpu"
+
+
+def test_training_vocabulary_does_not_import_optuna():
+    """Task and Budget live in training: training a grid imports no optuna; search re-exports."""
+    code = (
+        "import sys; import qftml.experiments, qftml.results, qftml.training; "
+        "print('optuna' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+    from qftml import search, training
+
+    assert search.Task is training.Task and search.Budget is training.Budget

@@ -5,7 +5,7 @@ a list of independent, idempotent jobs, each named by its content key. This modu
 them on `Dask distributed <https://distributed.dask.org>`_, an existing engine that retries
 the job of a worker that died on another worker:
 
-- **By default** on a :class:`distributed.LocalCluster` of local worker processes, one per
+- **By default** on a ``distributed.LocalCluster`` of local worker processes, one per
   core (nothing to start; ``QFTML_WORKERS=N`` or ``workers=N`` for fewer, ``0`` to run in
   this process). The cluster is started on first use and kept for later grids of the same
   process (a notebook's kernel).
@@ -64,14 +64,14 @@ def local_workers(workers: int | None = None) -> int:
 
 
 def scheduler_address(scheduler=None):
-    """``scheduler`` (an address or a :class:`distributed.Client`), else ``$QFTML_SCHEDULER``."""
+    """``scheduler`` (an address or a ``distributed.Client``), else ``$QFTML_SCHEDULER``."""
     if scheduler is None:
         scheduler = os.environ.get(SCHEDULER_ENV, "").strip() or None
     return scheduler
 
 
 def get_client(scheduler=None, workers: int | None = None):
-    """A :class:`distributed.Client` of ``scheduler``, or of a local cluster of ``workers``.
+    """A ``distributed.Client`` of ``scheduler``, or of a local cluster of ``workers``.
 
     The local cluster has ``workers`` processes with one task each and ``cores // workers``
     torch threads each (``OMP_NUM_THREADS``), no memory limit (a worker is never restarted

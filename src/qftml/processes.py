@@ -10,6 +10,7 @@ a file of the old ``<name>.tmp-<pid>`` form whose host is unknown).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -83,15 +84,48 @@ def writer_gone(path: str | Path, *, max_age: float = STALE_AGE, now: float | No
     return age > max_age
 
 
-def exit_with_parent(interval: float = 1.0) -> None:
+def clean_temporaries(folder: str | Path, *, max_age: float = STALE_AGE) -> list[Path]:
+    """Delete the abandoned temporaries in ``folder`` (recursively); return them.
+
+    A temporary is abandoned when its writer ran on this host and is gone, or when it is
+    older than ``max_age`` seconds (:func:`writer_gone`): a live write of another host
+    sharing the folder is left alone. The dataset writer and the model cache both call it.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.exists():
+        return removed
+    for tmp in folder.rglob("*.tmp-*"):
+        if not writer_gone(tmp, max_age=max_age):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+#: The process whose parent :func:`exit_with_parent` watches (a forked child starts its own).
+_WATCHED: int | None = None
+
+
+def exit_with_parent(interval: float = 1.0, parent: int | None = None) -> None:
     """End this process soon after its parent dies (checked every ``interval`` seconds).
 
     Worker processes call it so that a ``kill -9`` of the search or build that started them
     does not leave them running: an orphan is re-parented, so ``os.getppid()`` changes.
+    ``parent``, the pid the caller expects as its parent, catches a parent that died before
+    the watch began (a worker still importing when its build was killed): it exits at once.
     """
     import threading
 
-    parent = os.getppid()
+    global _WATCHED
+    if _WATCHED == os.getpid():  # one watchdog per process, however often it is asked
+        return
+    _WATCHED = os.getpid()
+    if parent is None:
+        parent = os.getppid()
+    elif os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while True:

@@ -46,14 +46,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import experiments, grid, keys, nets
+from . import experiments, grid, instances, keys, nets
 from .paths import ROOT
 from .profiles import notebook_params
-from .search import Task
-from .training import Budget, evaluate, load_model
+from .training import Budget, Task, evaluate, load_model
 
 __all__ = [
+    "EVAL_RTOL",
     "EXPERIMENTS",
+    "RETRAIN_RTOL",
     "complete_seeds",
     "complete_sizes",
     "coverage",
@@ -239,7 +240,7 @@ def _round(v):
 
 def _write_json(path: Path, record: dict) -> None:
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
-    experiments._write_atomic(path, lambda tmp: tmp.write_text(text))  # unique temporary
+    instances._write_atomic(path, lambda tmp: tmp.write_text(text))  # unique temporary
 
 
 def _entry_digest(record: dict) -> str:
@@ -665,7 +666,7 @@ def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
                 val_groups=val.meta["mu"], cache=False, workers=0, desc="retrain",
             )  # fmt: skip
         stored = load_model(Path(e["_path"]).with_suffix(".pt"))
-        same = experiments._weights_digest(stored) == experiments._weights_digest(insts[0].model)
+        same = instances._weights_digest(stored) == instances._weights_digest(insts[0].model)
         got, want = float(table["t"].iloc[0]), e["tests"][lat]["loss"][j]
         close = abs(got - want) <= RETRAIN_RTOL * abs(want)
         ok &= same or close

@@ -1,4 +1,4 @@
-"""Architecture search with optuna {cite}`Akiba:2019optuna`, as in {cite}`Bulusu:2021njs`.
+"""Architecture search with optuna :cite:p:`Akiba:2019optuna`, as in :cite:p:`Bulusu:2021njs`.
 
 **Search space** (per family, :func:`suggest_spec`). A network is ``n_conv`` blocks
 ``Conv(KxK, in, w)`` ``[LeakyReLU]`` ``[pool]``, then a global pooling (EQ, ST) or
@@ -10,8 +10,9 @@ pooling (avg, max, sum); each dense layer chooses width and bias. This space con
 winners of the source's backup tables (:func:`params_for_spec` maps a spec to its point in the
 space; the tests check all 15).
 
-**Trials** train with :func:`qftml.training.train` under a :class:`Budget` and report the
-validation loss after every epoch, so a median or Hyperband pruner stops bad trials early.
+**Trials** train with :func:`qftml.training.train` under a :class:`~qftml.training.Budget`
+and report the validation loss after every epoch, so a median or Hyperband pruner stops bad
+trials early.
 
 **Persistence and parallelism.** A study lives in a storage: by default optuna's journal
 file ``<data>/optuna/<study>.journal`` (safe for several processes on one machine); an
@@ -54,16 +55,15 @@ from optuna.trial import TrialState
 from .nets import from_spec, parse_spec, spec_family
 from .paths import data_dir
 from .processes import exit_with_parent, pid_alive
-from .training import Budget, as_tensors, train
+from .training import DEFAULT_TASK, Budget, Task, as_tensors, train  # Task, Budget: re-exported
 
 __all__ = [
     "WIDTHS",
     "KERNELS",
-    "Budget",
-    "Task",
     "InvalidSpec",
     "suggest_spec",
     "params_for_spec",
+    "default_storage",
     "make_storage",
     "repair_journal",
     "run",
@@ -87,23 +87,11 @@ class InvalidSpec(ValueError):
     """A sampled point of the search space that does not make a valid network."""
 
 
-@dataclass(frozen=True)
-class Task:
-    """What the networks are for: input channels, outputs, training lattice and loss."""
-
-    n_out: int = 1
-    lattice: tuple[int, int] = (8, 8)
-    loss: str = "mse"
-    n_in: int = 4
-    max_conv: int = 5
-    max_linear: int = 3
-
-
 def _b(x) -> str:
     return "" if x else "*"
 
 
-def suggest_spec(trial: optuna.trial.BaseTrial, family: str, task: Task = Task()) -> str:
+def suggest_spec(trial: optuna.trial.BaseTrial, family: str, task: Task = DEFAULT_TASK) -> str:
     """Sample an architecture of ``family`` from ``trial``; returns its spec string.
 
     Raises :class:`InvalidSpec` when the sample is not a valid network for ``task``
@@ -162,7 +150,7 @@ def suggest_spec(trial: optuna.trial.BaseTrial, family: str, task: Task = Task()
     return spec
 
 
-def params_for_spec(spec: str, task: Task = Task()) -> dict:
+def params_for_spec(spec: str, task: Task = DEFAULT_TASK) -> dict:
     """The point of the search space that :func:`suggest_spec` turns into ``spec``.
 
     Raises ``ValueError`` if ``spec`` is outside the space. Use it to show that the space
@@ -510,7 +498,7 @@ def run(
     train_data,
     val_data,
     *,
-    task: Task = Task(),
+    task: Task = DEFAULT_TASK,
     n_trials: int = 100,
     budget: Budget | None = None,
     study_name: str | None = None,

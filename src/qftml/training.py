@@ -1,9 +1,9 @@
 """One seeded training loop for every model, evaluation, and models saved with their spec.
 
 Every comparison in the book trains with this loop, so EQ, ST and FL results differ only in
-the architecture (cf. d2l's shared trainer). The loop is Adam {cite}`Kingma:2014adam` on
+the architecture (cf. d2l's shared trainer). The loop is Adam :cite:p:`Kingma:2014adam` on
 mini-batches, with early stopping on a validation split and the best weights restored, as in
-{cite}`Bulusu:2021njs`. Losses by task:
+:cite:p:`Bulusu:2021njs`. Losses by task:
 
 - ``"mse"``: mean squared error, task 1 (regression of ``n`` and ``|phi|^2``);
 - ``"bce"``: binary cross-entropy on a sigmoid output, task 2 (is there a flux violation?);
@@ -26,7 +26,6 @@ import contextlib
 import copy
 import math
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,8 +42,8 @@ from .progress import progress
 __all__ = [
     "Budget",
     "LOSSES",
+    "Task",
     "History",
-    "seed_everything",
     "pick_device",
     "as_tensors",
     "train",
@@ -68,13 +67,6 @@ def _loss_fn(loss: str) -> nn.Module:
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
     return LOSSES[loss]()
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (legacy global state others may use)
-    torch.manual_seed(seed)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -177,10 +169,10 @@ def _check_output(model, X, y, loss):
 
 
 #: The task-1 training recipe of the source group's public regression code
-#: {cite}`Ein:scalarmlreflection`: AdamW with amsgrad, lr 1e-2 without schedule and without
+#: :cite:p:`Ein:scalarmlreflection`: AdamW with amsgrad, lr 1e-2 without schedule and without
 #: weight decay, early stopping with patience 25 after at least 100 and at most 1000 epochs,
 #: best weights restored; batch 50 below 500 training samples, else 100
-#: (:func:`source_batch_size`). These are the defaults of :class:`Budget`.
+#: (:func:`source_batch_size`). These are the defaults of :class:`~qftml.training.Budget`.
 SOURCE_RECIPE: dict = dict(
     optimizer="adamw",
     amsgrad=True,
@@ -192,6 +184,23 @@ SOURCE_RECIPE: dict = dict(
 )
 
 _PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the networks are for: input channels, outputs, training lattice and loss, and
+    the size of the search space (``max_conv`` convolutions, ``max_linear`` dense layers)."""
+
+    n_out: int = 1
+    lattice: tuple[int, int] = (8, 8)
+    loss: str = "mse"
+    n_in: int = 4
+    max_conv: int = 5
+    max_linear: int = 3
+
+
+#: The default task (frozen); :mod:`qftml.search` and :mod:`qftml.experiments` use it.
+DEFAULT_TASK = Task()
 
 
 def source_batch_size(n_train: int) -> int:
@@ -350,9 +359,9 @@ def train(
     (data augmentation, e.g. random lattice translations; validation data are untouched).
 
     Recipe options: ``optimizer`` ``"adam"`` or ``"adamw"`` (decoupled weight decay
-    {cite}`Loshchilov:2019adamw`), ``amsgrad`` (the max of past second moments
-    {cite}`Reddi:2018amsgrad`), ``min_epochs`` (no early stop before that many epochs).
-    The source group's task-1 recipe {cite}`Ein:scalarmlreflection` is
+    :cite:p:`Loshchilov:2019adamw`), ``amsgrad`` (the max of past second moments
+    :cite:p:`Reddi:2018amsgrad`), ``min_epochs`` (no early stop before that many epochs).
+    The source group's task-1 recipe :cite:p:`Ein:scalarmlreflection` is
     ``optimizer="adamw", amsgrad=True, lr=1e-2, patience=25, min_epochs=100,
     max_epochs=1000`` (see :data:`SOURCE_RECIPE`).
 

@@ -1,4 +1,4 @@
-"""The three tasks' datasets of {cite}`Bulusu:2021njs`: generation, storage, cache, loading.
+"""The three tasks' datasets of :cite:p:`Bulusu:2021njs`: generation, storage, cache, loading.
 
 - Task 1 (regression): dual configurations of the complex phi^4 field at ``eta = 4.01``,
   ``lambda = 1`` over a grid of ``mu`` across the Silver Blaze onset, with the

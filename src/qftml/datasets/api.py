@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,13 @@ def n_processes(jobs: int | None, profile: str | None = None) -> int:
     return int(jobs) if jobs and jobs > 0 else (os.cpu_count() or 1)
 
 
-def _run(job: Job, root: Path) -> tuple[Job, float]:
-    """Generate and write one job's file (runs in a worker process)."""
+def _run(job: Job, root: Path, builder: int | None = None) -> tuple[Job, float]:
+    """Generate and write one job's file (runs in a worker process of process ``builder``)."""
+    from ..processes import exit_with_parent
     from .generate import generate
 
+    if builder is not None and os.getpid() != builder:  # a worker of a build that may be killed
+        exit_with_parent(parent=builder)
     start = time.perf_counter()
     arrays, attrs = generate(job)
     storage.write(job.path(root), arrays, attrs, job.content_key())
@@ -125,7 +129,7 @@ def build_jobs(
             from joblib import Parallel, delayed
 
             results = Parallel(n_jobs=n_proc, return_as="generator_unordered")(
-                delayed(_run)(j, root) for j, _, _ in todo
+                delayed(_run)(j, root, os.getpid()) for j, _, _ in todo
             )
         by_key = {j.content_key(): j for j, _, _ in todo}
         for job, seconds in progress(results, total=len(todo), desc=desc, unit="file"):
@@ -161,7 +165,7 @@ class TaskData:
     ----------
     task, split, lattice : what was loaded (``lattice`` as ``"NTxNX"``).
     k, l : integer arrays ``(N, 2, N_t, N_x)`` (direction 0 = space, 1 = time).
-    targets : float64 ``(N, n_out)``; columns :attr:`target_names`: task 1 ``(n, phi2)``,
+    targets : float64 ``(N, n_out)``; columns ``target_names``: task 1 ``(n, phi2)``,
         task 2 ``(label,)`` (1 = flux violated), task 3 ``(n_worms,)`` (= ``sum_x |div k| / 2``).
     meta : per-sample arrays ``eta``, ``lam``, ``mu``, ``n`` and ``phi2`` (observables of
         the valid configuration), and for tasks 2/3 ``n_worms`` and ``n_violations``.
@@ -181,7 +185,6 @@ class TaskData:
     meta: dict[str, np.ndarray]
     files: list[Path] = field(default_factory=list)
     attrs: list[dict[str, Any]] = field(default_factory=list)
-    scale: Any = None
 
     @property
     def target_names(self) -> tuple[str, ...]:
@@ -190,10 +193,11 @@ class TaskData:
     def __len__(self) -> int:
         return len(self.targets)
 
-    @property
+    @cached_property
     def x(self) -> torch.Tensor:
-        """Network input ``(N, 4, N_t, N_x)`` float32 (:func:`~qftml.datasets.encoding.encode`)."""
-        return encode(self.k, self.l, self.scale)
+        """Network input ``(N, 4, N_t, N_x)`` float32 (:func:`~qftml.datasets.encoding.encode`),
+        encoded once per data object (``select`` and ``where`` make new ones)."""
+        return encode(self.k, self.l)
 
     @property
     def y(self) -> torch.Tensor:

@@ -1,11 +1,11 @@
 """Network input: the dual fields as a 4-channel image on the lattice.
 
-A configuration ``(k, l)`` of the dual formulation {cite}`Gattringer:2012df` becomes a float
+A configuration ``(k, l)`` of the dual formulation :cite:p:`Gattringer:2012df` becomes a float
 tensor of shape ``(4, N_t, N_x)`` with the channels
 
     0: k_space = k_{x,1},  1: k_time = k_{x,2},  2: l_space = l_{x,1},  3: l_time = l_{x,2},
 
-exactly the input of the networks of {cite}`Bulusu:2021njs` (``Conv(·, 4, ·)`` first
+exactly the input of the networks of :cite:p:`Bulusu:2021njs` (``Conv(·, 4, ·)`` first
 layers). Channel ``c`` at pixel ``(t, x)`` holds the link variable that starts at site
 ``(t, x)`` (periodic lattice).
 
@@ -43,7 +43,8 @@ def _check(k: np.ndarray, l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stack_channels(k: np.ndarray, l: np.ndarray) -> np.ndarray:
-    """Integer array ``(..., 4, nt, nx)`` with channels :data:`CHANNELS`."""
+    """Integer array ``(..., 4, nt, nx)`` with channels
+    :data:`~qftml.datasets.encoding.CHANNELS`."""
     k, l = _check(k, l)
     return np.concatenate([k, l], axis=-3)
 

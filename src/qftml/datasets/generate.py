@@ -1,7 +1,7 @@
 """Generate the content of one dataset file (one :class:`~qftml.datasets.jobs.Job`).
 
 Every configuration comes from the worm sampler of :mod:`qftml.lattice`
-{cite}`Prokofev:2001worm,Gattringer:2012df`, thinned so that stored configurations are
+:cite:p:`Prokofev:2001worm,Gattringer:2012df`, thinned so that stored configurations are
 decorrelated:
 
 1. a *pilot* chain, one sweep apart, measures the integrated autocorrelation time

@@ -4,7 +4,7 @@ One *job* is one HDF5 file: one task, one split (``train``/``val``/``test``), on
 and one parameter point ``(eta, lambda, mu)``. Jobs share nothing, so they run in any order,
 in any number of processes, or on a cluster.
 
-**Seeds.** A job's random numbers come from a :class:`numpy.random.SeedSequence` whose
+**Seeds.** A job's random numbers come from a ``numpy.random.SeedSequence`` whose
 entropy is the profile seed followed by four 32-bit words of the SHA-256 of the job's
 identity (task, split, lattice, couplings; floats written with ``repr``). The seed thus
 depends only on *what* is generated, never on job order or the number of processes; splits
@@ -17,7 +17,7 @@ gives a new key, and the cache regenerates the file.
 
 **Lattice names.** ``"60x4"`` means ``N_t x N_x = 60 x 4`` (time x space): a long time
 extent (low temperature, where the Silver Blaze onset is sharp) and a small spatial box, as
-in {cite}`Bulusu:2021njs`; arrays are stored as ``(..., N_t, N_x)``.
+in :cite:p:`Bulusu:2021njs`; arrays are stored as ``(..., N_t, N_x)``.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class Job:
         }
 
     def seed_sequence(self) -> np.random.SeedSequence:
-        """The job's root :class:`~numpy.random.SeedSequence` (see the module docstring)."""
+        """The job's root ``SeedSequence`` (see the module docstring)."""
         text = json.dumps(self.identity(), sort_keys=True).encode()
         words = np.frombuffer(hashlib.sha256(text).digest()[:16], dtype="<u4")
         return np.random.SeedSequence([int(self.seed), *(int(w) for w in words)])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import time
@@ -32,7 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..processes import STALE_AGE, temporary_path, writer_gone
+from ..processes import clean_temporaries, temporary_path  # noqa: F401 (re-exported)
 
 #: Storage format tag, part of every content key and stored in every file.
 FORMAT = "qftml.datasets/1"
@@ -119,8 +120,9 @@ def write(
     """Write ``arrays`` and ``attrs`` atomically to ``path`` (HDF5), marked with ``content_key``.
 
     The arrays are gzip-compressed (with byte shuffling); ``content_key`` and ``checksum``
-    are written last, then the temporary file is renamed onto ``path``. ``_hook`` is called
-    with a stage name during the write (tests use it to simulate an interruption).
+    are written last. The HDF5 image is built in memory, written to a temporary file and
+    renamed onto ``path``, so a disk fault is a plain ``OSError`` naming ``path``. ``_hook``
+    is called with a stage name during the write (tests use it to simulate an interruption).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,32 +130,37 @@ def write(
         if name in attrs:
             raise ValueError(f"attribute name {name!r} is reserved")
     attrs = {**attrs, "format": FORMAT}
+    image = io.BytesIO()  # HDF5 is built in memory: a failed disk write never reaches h5py
+    with h5py.File(image, "w", libver=("earliest", "v110"), track_order=True) as f:
+        for name in sorted(arrays):
+            a = np.asarray(arrays[name], order="C")
+            opts: dict[str, Any] = {"track_times": False}
+            if a.ndim and a.size:
+                opts.update(compression="gzip", compression_opts=4, shuffle=True)
+            f.create_dataset(name, data=a, **opts)
+        if _hook:
+            _hook("arrays")
+        for name, value in attrs.items():
+            f.attrs[name] = _encode_attr(value)
+        f.attrs["content_key"] = content_key
+        f.attrs["checksum"] = checksum(arrays, {**attrs, "content_key": content_key})
+    data = image.getbuffer()
     tmp = temporary_path(path)
     try:
-        with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=True) as f:
-            for name in sorted(arrays):
-                a = np.asarray(arrays[name], order="C")
-                opts: dict[str, Any] = {"track_times": False}
-                if a.ndim and a.size:
-                    opts.update(compression="gzip", compression_opts=4, shuffle=True)
-                f.create_dataset(name, data=a, **opts)
+        with open(tmp, "wb") as fh:
+            half = len(data) // 2
+            fh.write(data[:half])
             if _hook:
-                _hook("arrays")
-            for name, value in attrs.items():
-                f.attrs[name] = _encode_attr(value)
-            f.attrs["content_key"] = content_key
-            f.attrs["checksum"] = checksum(arrays, {**attrs, "content_key": content_key})
-            f.flush()
-            if _hook:
-                _hook("complete")
-        with open(tmp, "rb+") as fh:
+                _hook("partial")
+            fh.write(data[half:])
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(exc, OSError) and not exc.filename:  # h5py: "Slist already enabled?"
-            raise OSError(f"cannot write dataset {path}: {exc}") from exc
+        if isinstance(exc, OSError):  # a full disk, a file-size limit, a read-only folder
+            raise OSError(exc.errno, f"cannot write dataset {path}: {exc.strerror}") from exc
         raise
     return path
 
@@ -189,26 +196,6 @@ def read(
     if verify and checksum(arrays, raw_attrs) != stored:
         raise CorruptFile(f"{path}: checksum mismatch (the content was altered)")
     return arrays, raw_attrs
-
-
-def clean_temporaries(folder: str | Path, *, max_age: float = STALE_AGE) -> list[Path]:
-    """Delete the abandoned temporaries in ``folder`` (recursively); return them.
-
-    A temporary is abandoned when its writer ran on this host and is gone, or when it is
-    older than ``max_age`` seconds (:func:`qftml.processes.writer_gone`): a live write of
-    another host sharing the folder is left alone.
-    """
-    removed = []
-    folder = Path(folder)
-    if not folder.exists():
-        return removed
-    for tmp in folder.rglob("*.tmp-*"):
-        if not writer_gone(tmp, max_age=max_age):
-            continue
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-            removed.append(tmp)
-    return removed
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Flux violations: open worms inserted into valid configurations (tasks 2 and 3).
 
 A valid dual configuration obeys the flux constraint at every site,
-``div k (x) = sum_nu (k_{x,nu} - k_{x-nu_hat,nu}) = 0`` {cite}`Gattringer:2012df`. An *open
+``div k (x) = sum_nu (k_{x,nu} - k_{x-nu_hat,nu}) = 0`` :cite:p:`Gattringer:2012df`. An *open
 worm* is a string of unit changes of ``k`` along a lattice path from a start site ``a`` to an
 end site ``b``: a step ``y -> y + nu_hat`` adds ``+1`` to ``k_{y,nu}``, a step
 ``y -> y - nu_hat`` adds ``-1`` to ``k_{y-nu_hat,nu}``. Every site inside the path receives
@@ -10,14 +10,14 @@ as much flux as it sends, so only the ends change:
     div k -> div k + delta_{x,a} - delta_{x,b}.
 
 For ``a != b`` a single worm thus creates exactly two violating sites (a source with
-``div = +1`` and a sink with ``div = -1``) {cite}`Bulusu:2021njs,Favoni:2021talk`. Worms are
+``div = +1`` and a sink with ``div = -1``) :cite:p:`Bulusu:2021njs,Favoni:2021talk`. Worms are
 placed so that their ends never meet: every source and sink lands on a site whose divergence
 is still zero (a start is redrawn, a walk whose end would land on a taken site or on its own
 start is discarded and redrawn). A valid configuration with ``W`` worms thus has exactly
 ``2 W`` sites with ``|div k| = 1`` and none with ``|div k| >= 2``, and the label of task 3 is
-the number of worms, as in the source {cite}`Favoni:2021talk`,
+the number of worms, as in the source :cite:p:`Favoni:2021talk`::
 
-    W = sum_x |div k (x)| / 2.
+    W = sum_x |div k (x)| / 2
 
 Paths are non-backtracking random walks (a step never undoes the previous one) of a length
 drawn uniformly from ``length = (min, max)``; a walk that is back at its start after its

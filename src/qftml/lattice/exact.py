@@ -13,7 +13,7 @@ momentum-space eigenvalues of :mod:`qftml.lattice.free`,
 
 Both are real (``p_t`` and ``-p_t`` pair up) and exist iff :math:`\eta > 2 + 2\cosh\mu`.
 In the dual variables the same numbers are :math:`\langle\sum_x k_{x,t}\rangle/V` and
-:math:`\langle\sum_x W(f_x+2)/W(f_x)\rangle/V` {cite}`Gattringer:2012df`.
+:math:`\langle\sum_x W(f_x+2)/W(f_x)\rangle/V` :cite:p:`Gattringer:2012df`.
 """
 
 from __future__ import annotations

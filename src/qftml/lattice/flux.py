@@ -2,7 +2,7 @@
 
 Layout used throughout the package: ``k[..., nu, t, x]`` with direction ``nu = 0`` space
 (lattice axis ``x``, the last array axis) and ``nu = 1`` time (axis ``t``, the one before).
-The constraint of the dual formulation {cite}`Gattringer:2012df` is
+The constraint of the dual formulation :cite:p:`Gattringer:2012df` is
 
     div k (x) = sum_nu (k_{x,nu} - k_{x-nu_hat,nu}) = 0   at every site x.
 """

@@ -42,7 +42,7 @@ def scan(
     """Run :func:`~qftml.lattice.sample` at every ``(nt, nx, eta, lam, mu)`` in ``points``.
 
     ``jobs``: worker processes (0 = all cores, 1 = in this process). Returns a dict of
-    arrays, one entry per point: ``nt, nx, eta, lam, mu`` and :data:`COLUMNS` (``tau_*`` in
+    arrays, one entry per point: ``nt, nx, eta, lam, mu`` and ``COLUMNS`` (``tau_*`` in
     units of ``n_skip`` sweeps).
     """
     points = [tuple(p) for p in points]

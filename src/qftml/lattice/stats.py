@@ -8,7 +8,7 @@ mean is :math:`2\tau_{\rm int}\,\Gamma(0)/N` with
     \tau_{\rm int} = \tfrac12 + \sum_{t=1}^{W} \Gamma(t)/\Gamma(0),
 
 (``tau_int = 1/2`` for independent samples). The window :math:`W` is chosen by Wolff's
-automatic windowing {cite}`Wolff:2003sm`: the first :math:`W` where
+automatic windowing :cite:p:`Wolff:2003sm`: the first :math:`W` where
 :math:`g(W) = e^{-W/\tau(W)} - \tau(W)/\sqrt{W N}` turns negative, with
 :math:`\tau(W) = S/\ln\frac{2\tau_{\rm int}(W)+1}{2\tau_{\rm int}(W)-1}` and ``S = 1.5``;
 it balances the exponentially small truncation bias against the statistical noise of the

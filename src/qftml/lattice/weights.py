@@ -1,7 +1,7 @@
 r"""Site weights of the dual formulation.
 
 Integrating out the modulus :math:`r_x = |\phi_x|` of the field leaves one factor per site
-{cite}`Gattringer:2012df`
+:cite:p:`Gattringer:2012df`
 
 .. math::
     W(f) = \int_0^\infty dr\, r^{f+1} e^{-\eta r^2 - \lambda r^4}

@@ -1,6 +1,6 @@
 r"""Worm algorithm for the dual complex :math:`\phi^4` field.
 
-References: {cite}`Prokofev:2001worm,Gattringer:2012df`.
+References: :cite:p:`Prokofev:2001worm,Gattringer:2012df`.
 
 The dual configuration is a pair of integer fields on the links, ``k[nu, t, x]`` (conserved
 flux) and ``l[nu, t, x] >= 0``, with weight
@@ -365,7 +365,7 @@ def sample(
 
     If some ``f`` would exceed the weight table (size ``f_table``), the table is doubled and
     the chain rerun from the start with the same seed, so the result does not depend on
-    ``f_table`` (up to :data:`F_TABLE_LIMIT`, beyond which a ``ValueError`` is raised).
+    ``f_table`` (up to ``F_TABLE_LIMIT``, beyond which a ``ValueError`` is raised).
     """
     nt, nx, eta, lam, mu = check_parameters(nt, nx, eta, lam, mu)
     n_configs = _check_int("n_configs", n_configs, 1)

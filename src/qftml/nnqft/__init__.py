@@ -1,7 +1,7 @@
 """Neural networks as field theories: ensembles, kernels, correlators, symmetry via duality.
 
-The book's Part II ({ref}`chap-networks-as-fields`, {ref}`chap-symmetry-via-duality`,
-{ref}`chap-symmetry-and-training`) is built on this package:
+The book's Part II (:ref:`chap-networks-as-fields`, :ref:`chap-symmetry-via-duality`,
+:ref:`chap-symmetry-and-training`) is built on this package:
 
 * :func:`ensemble_outputs`, :class:`Ensemble`: outputs of many random networks, chunked;
 * :func:`nngp_kernel`, :func:`exact_npoint`, :func:`neuron_moment`: closed-form kernels and

@@ -1,6 +1,6 @@
 r"""Symmetry-invariant but correlated (non-Gaussian) last-layer parameters.
 
-The talk's example {cite}`Maiti:talk,Maiti:2021fpy`: the $M = D\,N$ weights $\theta$ of the
+The talk's example :cite:p:`Maiti:talk,Maiti:2021fpy`: the $M = D\,N$ weights $\theta$ of the
 last layer are drawn jointly from
 
 $$ P_\theta\propto\exp\Big(-\frac{|\theta|^2}{2\sigma^2} - \lambda_\theta\,|\theta|^4\Big),

@@ -3,10 +3,10 @@ r"""Monte Carlo n-point functions of network ensembles, with statistical errors.
 Each network is an independent draw, so the ensemble is split into ``n_blocks`` equal
 contiguous blocks; means and standard errors come from the block means, and nonlinear
 derived quantities (ratios, connected parts, deviations) from the leave-one-block-out
-jackknife {cite}`Wolff:2003sm`. The tolerance of every statistical test is then stated in
+jackknife :cite:p:`Wolff:2003sm`. The tolerance of every statistical test is then stated in
 these standard errors.
 
-Vocabulary (as in {cite}`Halverson:2020trp`): $G^{(n)}(x_{i_1},\dots,x_{i_n}) =
+Vocabulary (as in :cite:p:`Halverson:2020trp`): $G^{(n)}(x_{i_1},\dots,x_{i_n}) =
 \mathbb E[f(x_{i_1})\cdots f(x_{i_n})]$; its Gaussian-process (Wick) prediction
 $G^{(n)}_{GP} = \sum_{\text{pairings}}\prod K$; the normalized deviation
 $\Delta^{(n)} = (G^{(n)} - G^{(n)}_{GP}) / G^{(n)}_{GP}$ per input tuple and its average over

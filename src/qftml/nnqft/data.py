@@ -4,7 +4,7 @@
   package, no download);
 * :func:`blobs` -- a synthetic Gaussian-mixture classification task whose class means are
   known, so the ground-truth direction is known by construction;
-* :func:`load_fashion_mnist` -- Fashion-MNIST {cite}`Xiao:2017` from the standard IDX gzip
+* :func:`load_fashion_mnist` -- Fashion-MNIST :cite:p:`Xiao:2017` from the standard IDX gzip
   files in a folder the user provides (``QFTML_FASHION_MNIST`` or a profile parameter);
   nothing is downloaded.
 """

@@ -2,7 +2,7 @@ r"""The effective action of a network ensemble: a quartic coupling fitted on $G^
 
 Near the Gaussian-process limit the output density is modelled as
 $P[f]\propto e^{-S}$, $S = S_{GP} + \int_{[-\Lambda,\Lambda]^d} d^dx\,\lambda f(x)^4 + \dots$
-{cite}`Halverson:2020trp`. **Sign convention:** $e^{-S}$ with $+\lambda f^4$ in $S$, so a
+:cite:p:`Halverson:2020trp`. **Sign convention:** $e^{-S}$ with $+\lambda f^4$ in $S$, so a
 positive $\lambda$ *suppresses* large outputs. Expanding $e^{-\Delta S}$ to first order, the
 $4! = 24$ Wick contractions of $f(x_1)\cdots f(x_4)$ with the vertex give
 
@@ -18,7 +18,7 @@ Diagrams with a propagator from the vertex to itself renormalize the two-point f
 they are absorbed because the propagator used is the **exact two-point function** $K$ of
 the ensemble (:func:`qftml.nnqft.nngp_kernel`, *including* $\sigma_b^2$: it is the
 propagator of the field $f$ whose correlators are measured). The public code of the source,
-`keeganstoner/nn-qft` {cite}`Stoner:nnqft`, instead uses $K-\sigma_b^2$ in every propagator
+`keeganstoner/nn-qft` :cite:p:`Stoner:nnqft`, instead uses $K-\sigma_b^2$ in every propagator
 (`K_EFT` in `lib.py`), defines $\lambda$ there as $\Delta G^{(4)}/(+24\int\prod K)$ (the
 opposite sign to its own action) and in its ReLU runs never sets $\sigma_b = 0$ (a
 comparison, ``args.sb == 10**-100``, stands where an assignment was meant); we do not copy

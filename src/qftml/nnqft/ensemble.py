@@ -1,6 +1,6 @@
 r"""Ensembles of randomly initialized fully connected networks, sampled in bounded memory.
 
-Conventions (the NN-QFT papers {cite}`Halverson:2020trp,Maiti:2021fpy`): for inputs
+Conventions (the NN-QFT papers :cite:p:`Halverson:2020trp,Maiti:2021fpy`): for inputs
 $x\in\mathbb{R}^{d}$, hidden widths $N_1,\dots,N_L$ and $D$ outputs,
 
 $$
@@ -300,7 +300,7 @@ def ensemble_outputs(
 
     $f(x) = W^1\varphi(W^0x + b^0) + b^1$ with $W^0\sim\mathcal N(0,\sigma_w^2/d_{in})$,
     $b^0, b^1\sim\mathcal N(0,\sigma_b^2)$, $W^1\sim\mathcal N(0,\sigma_w^2/N)$ and
-    ``arch`` in ``{"erf", "relu", "gauss"}`` (also ``"tanh"``) {cite}`Halverson:2020trp`.
+    ``arch`` in ``{"erf", "relu", "gauss"}`` (also ``"tanh"``) :cite:p:`Halverson:2020trp`.
     See :class:`Ensemble` for deeper, complex-output and symmetry-breaking variants.
     """
     if arch not in ("erf", "relu", "gauss", "tanh"):

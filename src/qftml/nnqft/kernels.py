@@ -9,18 +9,18 @@ $$ K(x, x') = \mathbb E[f(x) f(x')] = \sigma_b^2 + \sigma_w^2\, \mathbb E[\varph
 because $f - b^1$ is a sum of $N$ i.i.d. terms with variance $\sigma_w^2/N$ times
 $\mathbb E[\varphi\varphi']$. Closed forms of $\mathbb E[\varphi\varphi']$:
 
-* erf, the arcsine kernel {cite}`Williams:1997`:
+* erf, the arcsine kernel :cite:p:`Williams:1997`:
   $\frac{2}{\pi}\arcsin\frac{2C_{12}}{\sqrt{(1+2C_{11})(1+2C_{22})}}$;
-* ReLU, the arc-cosine kernel of degree 1 {cite}`Cho:2009`:
+* ReLU, the arc-cosine kernel of degree 1 :cite:p:`Cho:2009`:
   $\frac{\sqrt{C_{11}C_{22}}}{2\pi}\,(\sin\theta + (\pi-\theta)\cos\theta)$,
   $\cos\theta = C_{12}/\sqrt{C_{11}C_{22}}$;
-* Gauss-net {cite}`Halverson:2020trp`: $e^{C_{12} - (C_{11}+C_{22})/2}
+* Gauss-net :cite:p:`Halverson:2020trp`: $e^{C_{12} - (C_{11}+C_{22})/2}
   = e^{-\sigma_w^2|x-x'|^2/(2d_{in})}$ (lognormal moments, derivation in the chapter);
 * cos with a bias uniform on the circle: $\tfrac12 e^{-2\pi^2\sigma_w^2|x-x'|^2/d_{in}}$
   (random Fourier features; $\sigma_b$ then only enters through $b^1$).
 
 Deep kernels follow from the recursion $K^{l+1} = \sigma_b^2 + \sigma_w^2 F(K^l)$ with the
-same maps $F$ applied to the previous layer's covariance {cite}`Lee:2018`.
+same maps $F$ applied to the previous layer's covariance :cite:p:`Lee:2018`.
 
 **Exact finite width.** The $N$ hidden units $u_j(x) = W^1_j\varphi(z_j(x))$ are i.i.d. and
 symmetric, so the joint cumulants of $f$ are $\kappa_n(f) = N\kappa_n(u)$ for $n>2$, and

@@ -3,13 +3,13 @@ r"""Symmetry via duality: Haar-random group elements and invariance tests of cor
 A transformation $f\mapsto\Phi f$ leaves the network density invariant when every
 correlator is invariant, $G^{(n)} = \mathbb E[\Phi(f)(x_1)\cdots\Phi(f)(x_n)]$, and the
 latter holds when $\Phi$ can be absorbed into a change of variables of parameters whose
-distribution is invariant {cite}`Maiti:2021fpy`. The test here is the dual, Monte Carlo,
+distribution is invariant :cite:p:`Maiti:2021fpy`. The test here is the dual, Monte Carlo,
 statement: estimate all correlators of the ensemble before and after the transformation
 on the *same* networks, and test their difference against zero with Hotelling's $T^2$
 over block means (which accounts for the correlations between components).
 
 Group elements: Haar-random $SO(D)$ and $U(D)$ matrices from the QR decomposition of a
-Gaussian matrix with the phases of $R$'s diagonal fixed {cite}`Mezzadri:2007`.
+Gaussian matrix with the phases of $R$'s diagonal fixed :cite:p:`Mezzadri:2007`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .correlators import Estimate, jackknife, product_block_means
 
 
 def haar_orthogonal(dim: int, rng: np.random.Generator, *, special: bool = True) -> np.ndarray:
-    """Haar-random $O(D)$ (``special``: $SO(D)$) matrix {cite}`Mezzadri:2007`."""
+    """Haar-random $O(D)$ (``special``: $SO(D)$) matrix :cite:p:`Mezzadri:2007`."""
     if int(dim) < 1:
         raise ValueError(f"dim must be >= 1; got {dim!r}")
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
@@ -35,7 +35,7 @@ def haar_orthogonal(dim: int, rng: np.random.Generator, *, special: bool = True)
 
 
 def haar_unitary(dim: int, rng: np.random.Generator, *, special: bool = False) -> np.ndarray:
-    """Haar-random $U(D)$ (``special``: $SU(D)$) matrix {cite}`Mezzadri:2007`."""
+    """Haar-random $U(D)$ (``special``: $SU(D)$) matrix :cite:p:`Mezzadri:2007`."""
     if int(dim) < 1:
         raise ValueError(f"dim must be >= 1; got {dim!r}")
     z = (rng.standard_normal((dim, dim)) + 1j * rng.standard_normal((dim, dim))) / np.sqrt(2)
@@ -74,7 +74,7 @@ class InvarianceTest:
 
     ``before``/``after``/``diff`` are Estimates per tuple; ``t2`` Hotelling's statistic,
     ``dof`` the numerical rank used, ``p_value`` from $F(\text{dof}, B-\text{dof})$;
-    ``max_z`` the largest |difference| in standard errors.
+    ``max_z`` the largest absolute difference in standard errors.
     """
 
     tuples: list

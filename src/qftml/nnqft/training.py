@@ -4,7 +4,7 @@ Many independent networks are trained at once: their parameters carry a leading 
 axis and the loss is the sum of the per-network losses, so one backward pass trains all of
 them exactly as if trained one by one (same data order for all).
 
-**Symmetry preservation** {cite}`Maiti:2021fpy`. If the initial density $P_\theta(0)$ and
+**Symmetry preservation** :cite:p:`Maiti:2021fpy`. If the initial density $P_\theta(0)$ and
 the loss are both invariant under $\theta\mapsto R\theta$ (here: $R\in SO(D)$ acting on the
 last layer), gradient flow commutes with $R$, so $P_\theta(t)$ stays invariant. The loss
 $\mathcal L = \sum_x (f_i(x)f_i(x) - y_jy_j)^2$ depends on $|f|$ only and preserves the
@@ -191,20 +191,11 @@ class BreakingScan:
         """Seed-paired accuracy gain per cell, mean and standard error (n_k, n_mu) each.
 
         Against the unbroken network (the k = 0 cell, else the mu = 0 cell of the same k)
-        or, with ``against``, against the same cell of another pattern. Common random numbers
-        make the seed-paired difference the right unit: seed s of every cell starts from the
-        same network and sees the same minibatches.
+        or, with ``against``, against the same cell of another pattern (:func:`seed_paired`).
         """
         a = self._pattern(pattern)
-        if against is not None:
-            d = a - self._pattern(against)
-        elif self.ks[0] == 0:
-            d = a - a[0, 0][None, None, :]
-        elif self.mus[0] == 0:
-            d = a - a[:, :1, :]
-        else:
-            raise ValueError("no unbroken reference: the scan needs k = 0 or mu = 0")
-        return d.mean(-1), d.std(-1, ddof=1) / np.sqrt(d.shape[-1])
+        ref = self._pattern(against) if against is not None else unbroken(a, self.ks, self.mus)
+        return seed_paired(a - ref)
 
     def breaking_cells(self) -> np.ndarray:
         """Cells (n_k, n_mu) with breaking at all: k > 0 and mu > 0."""
@@ -270,6 +261,25 @@ class PatternReading:
     cells: int  # breaking cells (k > 0, mu_W > 0)
     rho_k: tuple[float, float]  # Spearman (rho, p) of the mean gain against k
     rho_mu: tuple[float, float]  # ... against mu_W
+
+
+def unbroken(values: np.ndarray, ks, mus) -> np.ndarray:
+    """Each seed's value for the unbroken network, broadcastable to ``values`` (n_k, n_mu,
+    n_seeds): the k = 0 cell, else the mu = 0 cell of the same k (no row is shifted)."""
+    if ks[0] == 0:
+        return values[:1, :1, :]
+    if mus[0] == 0:
+        return values[:, :1, :]
+    raise ValueError("no unbroken reference: the scan needs k = 0 or mu = 0")
+
+
+def seed_paired(d: np.ndarray):
+    """Mean and standard error over seeds (last axis) of a seed-paired difference ``d``.
+
+    Common random numbers make the paired difference the right unit: seed s of every cell
+    starts from the same network and sees the same minibatches.
+    """
+    return d.mean(-1), d.std(-1, ddof=1) / np.sqrt(d.shape[-1])
 
 
 @dataclass(frozen=True)
@@ -440,11 +450,8 @@ class SourceBreakingScan:
 
     def paired_gain(self, target: str):
         """Seed-paired loss reduction vs. no breaking (k = 0 or mu = 0): mean, s.e. (n_k, n_mu)."""
-        t = self.targets.index(target)
-        ref = self.loss[t, 0, 0] if self.ks[0] == 0 else self.loss[t, :, 0].mean(0)
-        d = ref[None, None, :] - self.loss[t]
-        n = d.shape[-1]
-        return d.mean(-1), d.std(-1, ddof=1) / np.sqrt(n)
+        loss = self.loss[self.targets.index(target)]
+        return seed_paired(unbroken(loss, self.ks, self.mus) - loss)
 
     def helps(self, target: str, level: float = 0.05) -> np.ndarray:
         """Cells (n_k, n_mu) whose seed-paired loss reduction exceeds the one-sided t quantile."""
@@ -472,7 +479,7 @@ def source_breaking_scan(
     seed: int = 0,
     max_batch_nets: int = 1024,
 ) -> SourceBreakingScan:
-    r"""The source's symmetry-breaking experiment {cite}`Maiti:talk`.
+    r"""The source's symmetry-breaking experiment :cite:p:`Maiti:talk`.
 
     Network $f = W^{(2)}\,\mathrm{ReLU}(W^{(1)}x)$ without biases, $d \to N \to C$.
     $W^{(1)}_{jk}\sim\mathcal N(0, 1/d)$; last layer

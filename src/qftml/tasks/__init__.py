@@ -7,4 +7,5 @@ whose answer is known.
 
 from . import regression, statements
 
-__all__ = ["regression", "statements"]
+# detection and counting import the search (optuna): they load when a chapter imports them
+__all__ = ["counting", "detection", "regression", "statements"]

@@ -1,6 +1,6 @@
 """Task 1, the regression of ``n`` and ``|phi|^2``: the source's three statements, computed.
 
-{cite}`Favoni:2021talk` states, for the published winners retrained as 10 instances at each
+:cite:p:`Favoni:2021talk` states, for the published winners retrained as 10 instances at each
 training-set size:
 
 1. EQ beats ST and FL for any number of training samples,
@@ -30,16 +30,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import experiments
+from .. import experiments, training
 
 __all__ = [
     "ComparisonVerdict",
     "GeneralizationVerdict",
+    "SilverBlaze",
+    "architectures",
+    "best_worst",
     "compare_families",
+    "curves",
+    "extrapolation",
     "generalization",
     "holm",
     "in_range",
     "lattice_order",
+    "odd_extent_lines",
+    "onset",
+    "phase",
+    "pooling_coverage",
+    "runs_on",
+    "silver_blaze",
 ]
 
 FAMILIES = ("EQ", "ST", "FL")
@@ -186,7 +197,7 @@ def lattice_order(names) -> list[str]:
 
 @dataclass
 class GeneralizationVerdict:
-    """Lattice-size statements of {cite}`Favoni:2021talk` at one ``N_train``."""
+    """Lattice-size statements of :cite:p:`Favoni:2021talk` at one ``N_train``."""
 
     alpha: float
     n_train: int
@@ -283,3 +294,242 @@ def generalization(
         alpha, int(n_train), train_lattice, losses, versus, eq_beats_st, kink, has_kink("ST"),
         has_kink("EQ"),
     )  # fmt: skip
+
+
+# --- chapter 08: generalization across phases, lattice sizes and chemical potentials
+
+
+def runs_on(model, lattice) -> bool:
+    """Whether ``model`` admits ``lattice = (N_t, N_x)``; an FL network runs on its training
+    lattice only (:meth:`qftml.nets.SpecNet.check_lattice` says why)."""
+    try:
+        model.check_lattice(tuple(lattice))
+    except ValueError:
+        return False
+    return True
+
+
+def curves(instances, data, output_names):
+    """Per-mu predictions of every instance that can run on the lattice of ``data``.
+
+    ``data`` is a :class:`qftml.datasets.TaskData`; returns the long table of
+    :func:`qftml.experiments.prediction_curves` (``group`` is mu) with ``family`` and
+    ``seed`` columns, empty when no instance runs there.
+    """
+    import pandas as pd
+
+    lattice = tuple(data.x.shape[-2:])
+    models = {(i.family, i.seed): i.model for i in instances if runs_on(i.model, lattice)}
+    if not models:
+        return pd.DataFrame()
+    df = experiments.prediction_curves(
+        models, *data.xy, data.meta["mu"], output_names=list(output_names)
+    )
+    df["family"] = [m[0] for m in df["model"]]
+    df["seed"] = [m[1] for m in df["model"]]
+    return df
+
+
+def onset(mu, n, charged_fraction: float):
+    """The onset of the density in a training set: the first ``mu`` at which a fraction of
+    at least ``charged_fraction`` of the configurations carries charge (``n != 0``).
+
+    Returns ``(mu_c, fractions)`` with the fraction per ``mu`` (a pandas Series). Raises
+    ``ValueError`` when no ``mu`` but the first (or none) reaches the fraction: then the
+    training range has no onset inside it to split at.
+    """
+    import pandas as pd
+
+    if not 0 < charged_fraction <= 1:
+        raise ValueError(f"charged_fraction must be in (0, 1]; got {charged_fraction!r}")
+    frac = pd.Series(np.asarray(n) != 0).groupby(np.asarray(mu)).mean()
+    charged = frac.index[frac >= charged_fraction]
+    if len(charged) == 0 or charged[0] == frac.index[0]:
+        raise ValueError(
+            f"no onset inside the training range at charged_fraction = {charged_fraction}: "
+            f"fractions {frac.round(2).to_dict()}"
+        )
+    return float(charged[0]), frac
+
+
+def phase(mu, mu_c: float, side: str, *, tol: float = 1e-9) -> np.ndarray:
+    """Mask of the samples ``below`` (``mu < mu_c``) or ``above`` (``mu >= mu_c``) the onset."""
+    mu = np.asarray(mu)
+    if side == "below":
+        return mu < mu_c - tol
+    if side == "above":
+        return mu >= mu_c - tol
+    raise ValueError(f"side must be 'below' or 'above'; got {side!r}")
+
+
+@dataclass
+class SilverBlaze:
+    """Loss on the trained phase and on the other one (up to the training range's top)."""
+
+    onset: float
+    table: object  # DataFrame indexed (trained, tested, family): test mu, median, min, max
+
+    def lines(self) -> list[str]:
+        out = []
+        for trained in self.table.index.get_level_values("trained").unique():
+            m = self.table.loc[(trained, "other phase"), "median loss"]
+            out.append(
+                f"trained {trained}: lowest median loss on the other phase: {m.idxmin()} "
+                f"({m.min():.3g}); " + ", ".join(f"{f} {v:.3g}" for f, v in m.items())
+            )
+        return out
+
+
+def silver_blaze(curves_by_phase, mu_c: float, mu_max: float, *, tol: float = 1e-9):
+    """Median and range over instances of the test loss on each side of the onset ``mu_c``.
+
+    ``curves_by_phase`` maps ``"below"``/``"above"`` (the phase trained on) to a table of
+    :func:`curves`; only test ``mu <= mu_max`` (the top of the training range) enter, so
+    extrapolation in ``mu`` does not. Each instance's loss is its mean MSE over the chosen
+    ``mu`` and outputs.
+    """
+    import pandas as pd
+
+    rows = []
+    for trained, df in curves_by_phase.items():
+        upper = df["group"] >= mu_c - tol
+        within = df["group"] <= mu_max + tol
+        same = (~upper if trained == "below" else upper) & within
+        sides = {"same phase": same, "other phase": (upper if trained == "below" else ~upper)}
+        sides["other phase"] &= within
+        for fam, d in df.groupby("family", sort=False):
+            for tested, sel in sides.items():
+                s = sel[d.index]
+                per_inst = d[s].groupby("seed")["mse"].mean()
+                rows.append({
+                    "trained": trained, "tested": tested, "family": fam,
+                    "test mu": sorted(d.loc[s, "group"].unique().round(3).tolist()),
+                    "instances": len(per_inst), "median loss": per_inst.median(),
+                    "min": per_inst.min(), "max": per_inst.max(),
+                })  # fmt: skip
+    table = pd.DataFrame(rows).set_index(["trained", "tested", "family"]).sort_index()
+    return SilverBlaze(float(mu_c), table)
+
+
+def pooling_coverage(model, lattice) -> float:
+    """Fraction of the sites of ``lattice = (N_t, N_x)`` that the strided poolings of
+    ``model`` cover: a window ``k`` of stride ``s`` on an axis of length ``N`` covers
+    ``(floor((N - k) / s)) s + k`` sites, so a 2 x 2 stride-2 pooling drops one column of an
+    odd axis."""
+    covered, shape = 1.0, tuple(int(n) for n in lattice)
+    for layer in model.layers:
+        if layer.kind in ("AvgPool", "MaxPool") and layer.stride > 1:
+            k, s = layer.kernel, layer.stride
+            out = tuple((n - k) // s + 1 for n in shape)
+            covered *= np.prod([(o - 1) * s + k for o in out]) / np.prod(shape)
+            shape = out
+    return float(covered)
+
+
+def odd_extent_lines(medians, lattices, *, family: str = "ST", reference: str = "EQ"):
+    """For each lattice with odd ``N_x``, whether ``family``'s median loss exceeds those of
+    both neighbouring lattices (by volume), and the ratio to ``reference`` per lattice.
+
+    ``medians`` maps a family to its median losses in the order of ``lattices``. These are
+    the live page's descriptive numbers; the tested kink verdict is :func:`generalization`.
+    """
+    from ..datasets.jobs import parse_lattice
+
+    med = np.asarray(medians[family], dtype=float)
+    ref = np.asarray(medians[reference], dtype=float)
+    out = []
+    for i, lat in enumerate(lattices):
+        if parse_lattice(lat)[1] % 2 == 0:
+            continue
+        nb = [med[j] for j in (i - 1, i + 1) if 0 <= j < len(lattices)]
+        out.append(
+            f"{family} on {lat} (odd N_x): {med[i]:.3g}, larger than on both neighbouring "
+            f"lattices ({', '.join(f'{v:.3g}' for v in nb)}): {bool(nb) and med[i] > max(nb)}"
+        )
+    out.append(
+        f"median loss {family} / {reference} per lattice (training mu): "
+        + ", ".join(f"{lat} {a / b:.3g}" for lat, a, b in zip(lattices, med, ref, strict=True))
+    )
+    return out
+
+
+def extrapolation(curves_df, mu_range, *, tol: float = 1e-9):
+    """Per family: the median over instances of the loss inside the training range
+    ``mu_range = (lo, hi)`` and beyond it (``mu > hi``), and their ratio.
+
+    Each instance's loss is its mean per-mu MSE over the part (all outputs).
+    """
+    import pandas as pd
+
+    lo, hi = mu_range
+    loss = curves_df.groupby(["family", "seed", "group"])["mse"].mean().reset_index()
+    rows = []
+    for fam, d in loss.groupby("family", sort=False):
+        ins = d[(d["group"] >= lo - tol) & (d["group"] <= hi + tol)].groupby("seed")["mse"]
+        out = d[d["group"] > hi + tol].groupby("seed")["mse"]
+        a, b = ins.mean().median(), out.mean().median()
+        rows.append({"family": fam, "inside": a, "beyond": b, "ratio": b / a})
+    return pd.DataFrame(rows).set_index("family")
+
+
+def best_worst(table, instances, data, column: str, mus, output_names):
+    """The best and worst instance of each family by the test loss in ``column`` of
+    ``table`` (a :func:`qftml.experiments.run_grid` table aligned with ``instances``), with
+    their predictions on the configurations of ``data`` at each ``mu`` in ``mus``.
+
+    Returns ``(picks, mse)``: ``picks[(family, which, mu)] = (seed, true, predicted)``
+    arrays ``(n, n_out)``, and a table of the MSE per family, instance, output and ``mu``.
+    """
+    import pandas as pd
+
+    picks, rows = {}, []
+    for fam, sub in table.groupby("label", sort=False):
+        ranked = sub.sort_values(column)
+        for which, idx in (("best", ranked.index[0]), ("worst", ranked.index[-1])):
+            for m in mus:
+                d = data.where(mu=m)
+                pred = training.predict(instances[idx].model, d.x).numpy()
+                picks[(fam, which, m)] = (int(sub.loc[idx, "seed"]), d.targets, pred)
+                err = ((pred - d.targets) ** 2).mean(axis=0)
+                for j, out in enumerate(output_names):
+                    rows.append({"family": fam, "instance": which, "mu": m, "output": out,
+                                 "mse": float(err[j])})  # fmt: skip
+    mse = pd.DataFrame(rows).pivot_table(
+        index=["family", "instance"], columns=["output", "mu"], values="mse", sort=False
+    )
+    return picks, mse
+
+
+def architectures(
+    choice: str,
+    train,
+    val,
+    task,
+    *,
+    search_params=None,
+    search_seed=None,
+    prefix: str = "task1",
+    families=FAMILIES,
+) -> dict[str, str]:
+    """The spec of each family that chapters 07 and 08 train: ``"published"`` (the source's
+    winners, :func:`qftml.nets.published`) or ``"search"`` (the best trial of each family
+    in chapter 06's studies, reloaded from their store by
+    :func:`qftml.experiments.search_studies` with chapter 06's ``search_params`` and seed).
+    """  # fmt: skip
+    from .. import nets, search
+
+    if choice == "published":
+        return {f: nets.published(1, f).spec for f in families}
+    if choice != "search":
+        raise ValueError(f"architectures must be 'published' or 'search'; got {choice!r}")
+    if search_params is None or search_seed is None:
+        raise ValueError("architectures='search' needs chapter 06's search_params and seed")
+    S = search_params
+    mu = train.meta["mu"]
+    sub = experiments.nested_subsets(len(train), [S["n_train"]], search_seed, groups=mu)
+    studies = experiments.search_studies(
+        list(families), train.select(sub[S["n_train"]]).xy, val.xy, task=task,
+        budget=training.Budget.from_params(S["budget"]), n_trials=S["n_trials"],
+        seed=search_seed, jobs=S["jobs"], pruner=S["pruner"], prefix=prefix,
+    )  # fmt: skip
+    return {f: search.top_specs(studies[f], 1)[0][0] for f in families}

@@ -1,6 +1,6 @@
 """Every statement of the first talk, with its verdict at full statistics where one exists.
 
-One row per statement of {cite}`Favoni:2021talk`: the chapter that tests it, the verdict
+One row per statement of :cite:p:`Favoni:2021talk`: the chapter that tests it, the verdict
 computed from the results store (:mod:`qftml.results`) with the numbers behind it, or
 "no full-statistics run yet" where the store holds no complete part of its experiment.
 """
