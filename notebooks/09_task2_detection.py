@@ -21,16 +21,11 @@
 # (see {ref}`chap-datasets`). The networks are trained at two parameter points,
 # $(\eta, \mu) = (4.25, 1)$ and $(4.01, 1.5)$, on $8\times 8$ and tested on a grid of nine
 # points on four lattice sizes up to $64\times 64$ {cite}`Favoni:2021talk`. This chapter
-#
-# - shows what a network has to compute: a divergence, which a $2\times 2$ kernel can see
-#   and a $1\times 1$ kernel cannot, and builds an EQ network by hand that solves the task
-#   exactly on every lattice;
-# - searches EQ, ST and FL architectures with optuna and retrains the winners of our search
-#   and of the source's backup table as several instances each;
-# - reports the test accuracy per parameter point and lattice size, with the spread over
-#   instances;
-# - shows the feature maps of the first convolution of the best EQ and ST models on a
-#   configuration with a violation.
+# shows what a network has to compute (a divergence, which a $2\times 2$ kernel can see and a
+# $1\times 1$ kernel cannot) and builds an exact EQ detector by hand; searches EQ, ST and FL
+# architectures and retrains ours and the source's winners as several instances each;
+# reports the test accuracy per parameter point and lattice size with the spread over
+# instances; and shows the first feature maps on a configuration with a violation.
 #
 # The analysis and its verdicts are computed in {mod}`qftml.tasks.detection`, the figures
 # drawn by {mod}`qftml.figures`.
@@ -55,10 +50,9 @@ PAR = detection.Params.from_dict(P)
 # %% [markdown]
 # ## The data
 #
-# Training and validation sets are the $8\times 8$ configurations at the two training
-# points, half of them with one open worm (label 1), half valid (label 0). The test sets
-# cover $\eta\in\{4.01, 4.04, 4.25\}\times\mu\in\{1, 1.25, 1.5\}$ on $8\times 8$ to
-# $64\times 64$; all sizes are set in the `datasets` section of `profiles.yml`.
+# Training and validation sets are $8\times 8$ configurations at the two training points,
+# half with one open worm (label 1); the test sets cover
+# $\eta\in\{4.01, 4.04, 4.25\}\times\mu\in\{1, 1.25, 1.5\}$ on $8\times 8$ to $64\times 64$.
 
 # %% tags=["hide-input"]
 LATTICES = datasets.lattices(2, profile, "test")
@@ -85,19 +79,17 @@ print(*data.lines(), sep="\n")
 # of {func}`qftml.nets.from_spec` reads the window to the upper right of each site, so its
 # output is the divergence shifted by one site in each direction):
 
-# %%
+# %% tags=["hide-input"]
 print(*detection.stencil_check(data.train).lines(), sep="\n")
 
 # %% [markdown]
-# A $1\times 1$ kernel, on the other hand, sees the four link variables of one site at a
-# time. A stack of $1\times 1$ convolutions followed by a global pooling is therefore a
-# function of the *set* of site values: it cannot tell a configuration from one whose sites
-# have been shuffled, although shuffling breaks the conservation law almost surely. We
-# shuffle the sites of the valid validation configurations and compare a randomly
-# initialised all-$1\times 1$ EQ network (the task-2 EQ winner with its $2\times 2$ kernel
-# replaced by $1\times 1$) with the divergence:
+# A stack of $1\times 1$ convolutions followed by a global pooling is a function of the *set*
+# of site values: it cannot tell a configuration from one whose sites have been shuffled,
+# although shuffling breaks the conservation law almost surely. The valid validation
+# configurations, shuffled, seen by a random all-$1\times 1$ EQ network (the task-2 EQ
+# winner with its $2\times 2$ kernel replaced) and by the divergence:
 
-# %%
+# %% tags=["hide-input"]
 print(*detection.shuffle_check(data.val, PAR.seed).lines(), sep="\n")
 
 # %% [markdown]
@@ -113,7 +105,7 @@ print(*detection.shuffle_check(data.val, PAR.seed).lines(), sep="\n")
 # $\nabla\cdot k \le -1$, and the network separates the two classes by a margin on every
 # lattice. Its accuracy and loss on all test sets (minimum and maximum per lattice):
 
-# %%
+# %% tags=["hide-input"]
 hand = detection.hand_detector(data)
 print(*hand.lines(), sep="\n")
 readable(hand.by_lattice)
@@ -125,51 +117,37 @@ readable(hand.by_lattice)
 # ## Architecture search
 #
 # As for task 1, optuna {cite}`Akiba:2019optuna` searches each family in the space of
-# {func}`qftml.search.suggest_spec`, starting from the source's winner (enqueued as the
-# first trial), with the binary cross-entropy on the validation set as objective. Studies are
-# stored under a key of their inputs (see {func}`qftml.experiments.search_studies`): a
-# second run of this page loads them.
+# {func}`qftml.search.suggest_spec`, starting from the source's winner (the first trial),
+# minimizing the binary cross-entropy on the validation set; studies are stored by a key of
+# their inputs ({func}`qftml.experiments.search_studies`).
 
 # %% tags=["hide-input"]
 found = detection.run_search(data, PAR)
-print(found.lines()[0])
-readable(found.best[["val", "params", "max kernel", "published", "spec"]])
-
-# %% [markdown]
-# The table lists the best completed trial of each family (its validation loss, size, largest
-# kernel, and whether it is the source's winner). Whether the completed trials with only
-# $1\times 1$ kernels did worse than those with a larger kernel, family by family:
-
-# %%
-print(found.lines()[1])
+print(*found.lines(), sep="\n")
+display(readable(found.best[["val", "params", "max kernel", "published", "spec"]]))  # noqa: F821
 readable(found.by_kernel)
 
 # %% [markdown]
+# The tables list the best completed trial of each family (its validation loss, size,
+# largest kernel, and whether it is the source's winner), and whether the completed trials
+# with only $1\times 1$ kernels did worse than those with a larger kernel, family by family.
+#
 # ## Retraining: instances of each winner
 #
-# We retrain the source's winner of each family and the best architecture of our search
-# (where it differs) from scratch, several times with different seeds (weights and
-# mini-batch order), with {func}`qftml.experiments.run_grid`. Trained models are cached on
-# disk by the content of everything they depend on, so re-running this page reuses them.
+# We retrain the source's winner of each family and, where the profile's `retrain_search`
+# asks for it (`paper`), the best architecture of our search from scratch, several times with
+# different seeds (weights and mini-batch order; {func}`qftml.tasks.detection.retrain`). The
+# validation loss of every instance during training: a run that learns the task does so
+# abruptly, the loss sitting on a plateau, then falling by orders of magnitude within a few
+# epochs once the network has found a divergence (hence the budget's long patience):
 
 # %% tags=["hide-input"]
 R = detection.retrain(data, found.specs, PAR)
 print(*R.lines(), sep="\n")
-readable(R.validation()[["val", "epochs"]])
-
-# %% [markdown]
-# The validation loss of every instance during training. When a run learns the task, it
-# does so abruptly: the loss sits on a plateau for several epochs, better than chance but
-# far from a solution, and then falls by orders of magnitude within a few epochs, once the
-# network has found a divergence. That is why the budget keeps a long patience (the weights
-# of the best validation epoch are kept). The curves show whether, and when, that happened
-# for each instance of this run; the validation accuracy of each instance follows.
-
-# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.8))
 figures.val_loss_curves(ax, R)
 plt.show()
-readable(R.validation()["val accuracy"])
+readable(R.validation()[["val", "epochs", "val accuracy"]])
 
 # %% [markdown]
 # ## Test accuracy per parameter point and lattice
@@ -191,20 +169,14 @@ plt.show()
 # over instances, the best instance, and the worst single test set of any instance.
 
 # %% tags=["hide-input"]
-readable(R.summary())
-
-# %%
 verdict = detection.family_verdict(R.accuracy, data.lattices, alpha=PAR.alpha)
 print(*verdict.lines(), f"({profile} profile)", sep="\n")
+readable(R.summary())
 
 # %% [markdown]
-# These numbers belong to the profile named at the top of the page, with the number of
-# training configurations printed at the start ($N_\text{train} = 4000$ in the source
-# {cite}`Favoni:2021talk` and in the `paper` profile). A difference between families counts
-# only where it exceeds the spread over instances (the `std` columns). The source shows its
-# task-2 results as a figure only, so there are no published numbers to compare with; its
-# claim that EQ architectures are the reliable choice across tasks and lattice sizes
-# {cite}`Favoni:2021talk,Bulusu:2021njs` is what the verdicts above test.
+# The source shows its task-2 results as a figure only, so there are no published numbers to
+# compare with; its claim that EQ architectures are the reliable choice across tasks and
+# lattice sizes {cite}`Favoni:2021talk,Bulusu:2021njs` is what the verdict lines test.
 #
 # ## How many configurations does it take?
 #
@@ -226,29 +198,24 @@ axes[0].set_ylabel("accuracy (dots: instances)")
 axes[0].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
+print(*curve.lines(small), sep="\n")
 readable(curve.summary())
 
-# %%
-print(*curve.lines(small), sep="\n")
-
 # %% [markdown]
-# An instance that finds the divergence classifies every lattice correctly; with too few
-# configurations the networks fit the training set without finding it and stay near the
-# plateau. An instance that is perfect on the $8\times 8$ validation set but not on the
-# largest lattice has found a rule that works only at the training volume. The lines above
-# give, per training-set size, how many instances of this run solved the task on both.
+# An instance that finds the divergence classifies every lattice correctly; one that is
+# perfect on the $8\times 8$ validation set but not on the largest lattice has found a rule
+# that works only at the training volume.
 #
 # ## Max or average: how the global pooling scales with the lattice
 #
-# An argument, to be checked against the trained models below: two violating sites among
-# $V$ are a signal of relative size $2/V$ in a global *average*, so a decision threshold set
-# on $8\times 8$ ($V = 64$) would be missed on $64\times 64$, where the same two sites weigh
-# 64 times less. A global *maximum* responds to the most violated site whatever the volume,
-# like the hand-set detector. The global pooling of each architecture (which of them this
-# run can test is printed), and every instance that reached a validation accuracy of at
-# least 0.95 with its accuracy per lattice:
+# An argument, checked against the trained models below: two violating sites among $V$ are a
+# signal of relative size $2/V$ in a global *average*, so a threshold set on $8\times 8$
+# would be missed on $64\times 64$, where they weigh 64 times less; a global *maximum*
+# responds to the most violated site whatever the volume, like the hand-set detector. The
+# global pooling of each architecture, and every instance with validation accuracy at least
+# 0.95 with its accuracy per lattice:
 
-# %%
+# %% tags=["hide-input"]
 print(*detection.pooling_check(R, PAR.good).lines(), sep="\n")
 
 # %% [markdown]
@@ -274,23 +241,18 @@ plt.show()
 print(*maps.lines(), sep="\n")
 
 # %% [markdown]
-# A worm changes $k$ along its whole path, so a generic $2\times 2$ filter responds along the
-# path; only a filter that computes the divergence responds at the two ends alone (share 1,
-# the hand-set detector). The printed shares say how far the first layers of the trained
-# models are from that: the remaining layers can still combine channels into a divergence,
-# so a share below 1 does not mean the model fails, only that its first layer does not
-# compute the divergence channel by channel.
+# A worm changes $k$ along its whole path, so a generic $2\times 2$ filter responds along it;
+# only a filter that computes the divergence responds at the two ends alone (share 1, the
+# hand-set detector). A share below 1 does not mean the model fails (later layers can still
+# combine channels into a divergence), only that its first layer does not compute it.
 #
 # ## Summary
 #
 # - Detecting a flux violation means computing a divergence, which involves links of three
 #   sites in one plaquette: an EQ network needs a kernel of at least $2\times 2$, and with
-#   one it can solve the task exactly on every lattice (hand-set detector, accuracy above).
-# - We searched and retrained EQ, ST and FL architectures at the source's training points
-#   and report the accuracy per test point and lattice size with the spread over instances.
-# - FL networks are confined to the training lattice; EQ and ST networks run on all sizes.
-# - A network that finds the divergence classifies every lattice correctly; whether it finds
-#   it depends on the number of training configurations, which the data-size curve measures
-#   per family.
+#   one it solves the task exactly on every lattice (the hand-set detector).
+# - FL networks are confined to the training lattice; a trained network that finds the
+#   divergence classifies every lattice correctly, and whether it finds it depends on the
+#   number of training configurations (the data-size curve).
 #
 # **Next:** {ref}`chap-task3` counts the violations instead of detecting them.

@@ -21,15 +21,10 @@
 # are trained on $8\times 8$ with **0 and 5 worms only**, at the two training points
 # $(\eta, \mu) = (4.25, 1)$ and $(4.01, 1.5)$, and tested on all 396 combinations of nine
 # parameter points, four lattice sizes up to $64\times 64$ and eleven worm counts: four of
-# the 396 combinations are seen in training. This chapter
-#
-# - explains what makes a network's count *extensive* (bias-free layers and a global sum
-#   pooling) and builds an EQ counter by hand that is exact on all 396 combinations;
-# - retrains the source's three best EQ, ST and FL architectures as several instances each
-#   and reproduces the source's table of validation and test losses, next to its values;
-# - plots test against validation loss per instance, the loss per lattice size and worm
-#   count, and predicted against true counts;
-# - compares with crowd counting.
+# the 396 combinations are seen in training. This chapter explains what makes a count
+# *extensive* and builds an exact EQ counter by hand, retrains the source's three best EQ, ST
+# and FL architectures and reproduces the source's table of losses next to its values, shows
+# where the errors come from, and compares with crowd counting.
 
 # %% tags=["parameters"]
 profile = "ci"
@@ -104,13 +99,10 @@ assert counter.exact  # the prose below relies on it
 counter.by_lattice.map(fmt)
 
 # %% [markdown]
-# An exact bias-free EQ count of the label thus exists on every lattice: a loss of zero is
-# reachable by the architectures that contain this counter, and a trained network's loss
-# measures only what it failed to learn.
-#
-# Which of the source's nine task-3 winners have this structure?
-# {func}`qftml.nets.is_extensive` checks for a global sum pooling followed only by bias-free
-# linear layers:
+# An exact bias-free EQ count thus exists on every lattice: a trained network's loss measures
+# only what it failed to learn. Which of the source's nine task-3 winners have this
+# structure ({func}`qftml.nets.is_extensive`: a global sum pooling followed only by bias-free
+# linear layers)?
 
 # %% tags=["hide-input"]
 arch = counting.architectures()
@@ -124,9 +116,8 @@ arch
 #
 # ## Retraining the source's winners
 #
-# Each of the nine architectures is retrained from scratch as several instances (seeds),
-# with the mean squared error of the count as loss, by {func}`qftml.tasks.counting.retrain`
-# ({func}`qftml.experiments.run_grid`; models cached on disk by content).
+# Each of the nine architectures is retrained from scratch as several instances (seeds), with
+# the MSE of the count as loss ({func}`qftml.tasks.counting.retrain`; cached by content).
 
 # %% tags=["hide-input"]
 run = counting.retrain(P, train, val, test)
@@ -135,31 +126,28 @@ print("\n".join(run.lines()))
 # %% [markdown]
 # ## The source's table, reproduced
 #
-# Validation loss on $8\times 8$, test loss on $8\times 8$ and test loss on all lattices up
-# to $64\times 64$, mean and median over instances. The test loss on $8\times 8$ runs over all
-# 99 combinations of that lattice (nine parameter points, eleven worm counts), the loss up to
-# $64\times 64$ over all 396. FL networks cannot run beyond $8\times 8$ (n/a).
+# Validation loss on $8\times 8$, test loss on its 99 combinations (nine parameter points,
+# eleven worm counts) and on all 396 up to $64\times 64$, mean and median over instances;
+# FL networks cannot run beyond $8\times 8$ (n/a).
 
 # %% tags=["hide-input"]
 ours = run.loss_table()
 print(f"ours ({profile} profile, {P['instances']} instances per model, N_train = {len(train)}):")
-ours.map(fmt)
+display(ours.map(fmt))  # noqa: F821 (IPython builtin)
 
 # %% [markdown]
 # The source's values {cite}`Favoni:2021talk` (10 instances per model,
-# $N_\text{train} = 20000$), as printed on its backup slide (`qftml.tasks.counting.SOURCE`):
+# $N_\text{train} = 20000$), as printed on its backup slide (`qftml.tasks.counting.SOURCE`),
+# and both tables read as verdicts ({func}`qftml.tasks.counting.compare_with_source`; both
+# use the same label, the number of worms, and the same test combinations, so the ratios
+# compare like with like):
 
 # %% tags=["hide-input"]
 source = counting.source_table(ours.columns)
-source.map(fmt)
-
-# %% [markdown]
-# Both tables side by side, read as verdicts (computed from the two tables above by
-# {func}`qftml.tasks.counting.compare_with_source`):
-
-# %% tags=["hide-input"]
+display(source.map(fmt))  # noqa: F821
 comparison = counting.compare_with_source(ours, source, arch["linear head after the sum"])
-print("\n".join(comparison.lines()))
+print(*comparison.lines(), f"{profile} profile, N_train = {len(train)}: "
+      f"{comparison.factor_line()}", sep="\n")  # fmt: skip
 
 # %% [markdown]
 # In the source, the two ST winners with a nonlinear head after the sum are the ones whose
@@ -178,23 +166,6 @@ print(f"{profile} profile, N_train = {len(train)}:")
 print("\n".join(explained.lines()))
 
 # %% [markdown]
-# ## How far from the source's losses
-#
-# Both tables use the same label, the number of worms, and the same test combinations, so
-# the ratio line above compares like with like. The source trains on
-# $N_\text{train} = 20000$ configurations {cite}`Favoni:2021talk` (the `paper` profile);
-# the profile of this run trains on the number printed above for the epochs printed above.
-# Per model, whether our median test loss up to the largest lattice is within a factor 10 of
-# the source's:
-
-# %% tags=["hide-input"]
-print(f"{profile} profile, N_train = {len(train)}: {comparison.factor_line()}")
-
-# %% [markdown]
-# Where a model's loss stays small on the largest lattices, it has learnt a count that
-# carries over to volumes 64 times larger; where it grows with the lattice, its residual
-# density on valid sites (next sections) dominates.
-#
 # ## Test loss against validation loss
 #
 # Each point is one instance (the source's backup slide "Third task: test loss vs validation
@@ -226,10 +197,8 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# A per-site error $\varepsilon$ of the local function $h$ on configurations without
-# violations adds up to $V\varepsilon$ over the lattice: even an extensive network's error
-# grows with the volume unless it has learnt to give exactly zero on valid patches. The
-# left panel shows how steeply the loss of each model rises with the volume in this run.
+# A per-site error $\varepsilon$ of $h$ on valid patches adds up to $V\varepsilon$: even an
+# extensive network's error grows with the volume (left panel) unless it is exactly zero.
 #
 # ## Predicted against true counts
 #
@@ -250,30 +219,21 @@ run.exact_fractions().map(fmt)
 # %% [markdown]
 # ## Discussion: counting violations and counting crowds
 #
-# Crowd counting estimates the number of people in an image. Its standard approach does not
-# detect people one by one but regresses a *density map* whose integral over the image is
-# the count {cite}`Lempitsky:2010count`; convolutional networks learn that map, and a fully
-# convolutional one accepts images of any size {cite}`Zhang:2016mcnn`. The counting networks
-# here work the same way: the last convolution writes a per-site density $h(x)$, the global
-# sum pooling integrates it, and an EQ network applies to any lattice because it never
-# refers to absolute positions. The physics problem is cleaner than a photograph: a
-# violation is exactly local (a $2\times 2$ plaquette suffices to see it), all sites look
-# alike, and there is no perspective that changes an object's size, so a single density
-# $h$ is correct everywhere, and an exact integer-weight solution exists (the hand-set
-# counter above). What the networks must learn is to put exactly zero density on the
-# valid parts of a configuration, since any residual density grows with the volume.
+# Crowd counting regresses a *density map* whose integral over the image is the count
+# {cite}`Lempitsky:2010count`, learnt by fully convolutional networks that accept images of
+# any size {cite}`Zhang:2016mcnn`. The counting networks here work the same way: the last
+# convolution writes a per-site density $h(x)$ and the global sum integrates it. The physics
+# problem is cleaner: a violation is exactly local, all sites look alike and there is no
+# perspective, so one density is correct everywhere and an exact solution exists (the
+# hand-set counter). What the networks must learn is zero density on valid patches, since
+# any residual density grows with the volume.
 #
 # ## Summary
 #
-# - A count of local defects is extensive; a bias-free network with stride-1 convolutions,
-#   a global sum pooling and a linear head has that structure built in, and the divergence
-#   stencil gives an exact counter by hand.
-# - The source's three best EQ, ST and FL architectures were retrained as several instances
-#   each, and the source's table of validation and test losses is reproduced next to its
-#   values; the verdict lines compare the orderings.
-# - FL networks cannot be applied beyond their training lattice; ST networks whose head is
-#   nonlinear after the sum are not sums of local terms.
-# - The label is the number of worms, $\sum_x|\nabla\cdot k|/2$, as in the source; the
-#   hand-set bias-free counter has zero loss (up to round-off) on all test combinations, so
-#   the trained networks' losses measure only what they failed to learn, and the comparison
-#   with the source's table is on the same label.
+# - A count of local defects is extensive; a bias-free network with stride-1 convolutions, a
+#   global sum pooling and a linear head has that structure built in, and the divergence
+#   stencil gives a counter with zero loss on all 396 test combinations: the trained
+#   networks' losses measure only what they failed to learn.
+# - FL networks cannot run beyond their training lattice; ST networks with a nonlinear head
+#   after the sum are not sums of local terms. The verdict lines above compare our table
+#   with the source's, model by model, on the same label.

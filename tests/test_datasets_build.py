@@ -251,6 +251,22 @@ def test_load_returns_network_ready_data(tiny_profile):
     assert d2.targets.mean() == 0.5
 
 
+def test_load_takes_the_datasets_section_without_reading_profiles(built, monkeypatch):
+    """Given ``params``, load reads the built files without parsing ``profiles.yml``."""
+    root, _ = built
+    monkeypatch.setenv("QFTML_DATA", str(root.parent))
+
+    def no_profiles(*a, **k):
+        raise AssertionError("profiles.yml was read")
+
+    monkeypatch.setattr("qftml.profiles.load_profiles", no_profiles)
+    monkeypatch.setattr("qftml.datasets.api.dataset_params", no_profiles)
+    monkeypatch.setattr("qftml.datasets.jobs.dataset_params", no_profiles)
+    d = ds.load_task1("tiny", "test", "10x5", params=TINY)
+    assert tuple(d.x.shape) == (4, 4, 10, 5)
+    assert ds.lattices(1, "tiny", "test", params=TINY) == ["8x4", "10x5"]
+
+
 def test_command_line_builds_then_hits(tiny_profile, tmp_path):
     env = {**os.environ, "QFTML_DATA": str(tmp_path / "cli"), "QFTML_QUIET": "1"}
     cmd = [sys.executable, "-m", "qftml", "data", "all", "--profile", "tiny", "-v"]

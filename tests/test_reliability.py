@@ -361,7 +361,10 @@ def test_command_line_faults_are_one_readable_line(tmp_path, monkeypatch, capsys
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("QFTML_DATA", str(blocker / "data"))
-    assert "Not a directory" in _one_line(capsys, main, ["data", "1"])
+    assert "a file stands where a folder is needed" in _one_line(capsys, main, ["data", "1"])
+    monkeypatch.setenv("QFTML_DATA", str(blocker))
+    line = _one_line(capsys, main, ["data", "1"])
+    assert str(blocker) in line and "a file stands where a folder is needed" in line
 
 
 def test_a_read_only_data_folder_is_one_readable_line(tmp_path, monkeypatch, capsys):

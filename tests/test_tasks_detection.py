@@ -4,6 +4,7 @@ is known, and one tiny real pipeline (one epoch per instance) through every entr
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import warnings
 from pathlib import Path
 
@@ -74,13 +75,7 @@ TRAIN_POINTS = [(4.25, 1.0), (4.01, 1.5)]
 TEST_POINTS = [(4.01, 1.5), (4.25, 1.0)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks: one torch thread is fastest (and immune to a loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +95,13 @@ def params():
 
 
 @pytest.fixture(scope="module")
-def pipeline(data, params, tmp_path_factory):
+def pipeline(data, params, tiny_cache):
     """The chapter's path on the tiny data: search, retrain, data-size curve (real training,
     one epoch each, in this process, cached in a temporary folder)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QFTML_DATA", str(tmp_path_factory.mktemp("data")))
-        mp.setenv("QFTML_WORKERS", "0")
-        mp.setenv("QFTML_QUIET", "1")
-        found = detection.run_search(data, params)
-        retrained = detection.retrain(data, found.specs, params)
-        curve = detection.data_size_curve(data, retrained, params)
-        yield found, retrained, curve
+    found = detection.run_search(data, params)
+    retrained = detection.retrain(data, found.specs, params)
+    curve = detection.data_size_curve(data, retrained, params)
+    return found, retrained, curve
 
 
 # --- parameters and data ---------------------------------------------------------------------
@@ -245,6 +236,13 @@ def test_run_search_enqueues_the_published_winners(pipeline):
 
 
 # --- instances, accuracy, verdicts --------------------------------------------------------------
+
+
+def test_retrain_without_the_search_winners_keeps_the_published_ones(pipeline, data, params):
+    found, retrained, _ = pipeline
+    only = detection.retrain(data, found.specs, replace(params, retrain_search=False))
+    assert only.labels == [lab for lab in retrained.labels if lab.endswith(" published")]
+    assert len(only.labels) == 3 and only.table["cached"].all()  # the same instances
 
 
 def test_retrain_and_assess_give_accuracy_per_instance_and_test_set(pipeline, data):

@@ -138,8 +138,8 @@ def test_best_worst_ranks_by_the_column_and_scores_predictions():
 
 def test_architectures_refuses_an_unknown_choice():
     with pytest.raises(ValueError, match="'best'"):
-        regression.architectures("best", None, None, None)
+        regression.architectures("best")
     with pytest.raises(ValueError, match="search_params"):
-        regression.architectures("search", None, None, None)
-    specs = regression.architectures("published", None, None, None)
+        regression.architectures("search")
+    specs = regression.architectures("published")
     assert specs == {f: nets.published(1, f).spec for f in ("EQ", "ST", "FL")}

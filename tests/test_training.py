@@ -161,3 +161,18 @@ def test_training_vocabulary_does_not_import_optuna():
     from qftml import search, training
 
     assert search.Task is training.Task and search.Budget is training.Budget
+
+
+def test_precision_auto_takes_bf16_only_where_it_is_native():
+    amx = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n"
+    avx512 = "flags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+    assert training.native_bf16(amx) and training.native_bf16(avx512)
+    assert not training.native_bf16(avx2) and not training.native_bf16("")
+    auto = {"max_epochs": 3, "precision": "auto"}
+    assert training.resolve_precision(auto, amx) == {"max_epochs": 3, "precision": "bf16"}
+    assert training.resolve_precision(auto, avx2)["precision"] == "fp32"
+    assert training.resolve_precision({"precision": "fp32"}, amx) == {"precision": "fp32"}
+    assert auto["precision"] == "auto"  # the profile's section is not changed
+    with pytest.raises(ValueError, match="unknown precision 'auto'"):
+        training.Budget.from_params(auto)  # unresolved: refused by name

@@ -83,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _message(exc: BaseException) -> str:
-    """One line for a person: the exception's text (a KeyError's without its quotes)."""
+    """One line for a person: the exception's text (a KeyError's without its quotes), the
+    path an OS error concerns, and what a file where a folder belongs means."""
     text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in str(text):
         text = f"{exc.filename}: {text}"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        text = f"{text} (a file stands where a folder is needed)"
     return " ".join(str(text).split()) or type(exc).__name__
 
 

@@ -236,8 +236,11 @@ def search_studies(
     finished study, and a larger ``n_trials`` continues it. ``enqueue`` maps a family to
     specs (e.g. the published winners) run as its first trials; they enter the key.
     """
+    import optuna
+
     from . import search  # optuna only where a search runs
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # results, not a log of each trial
     X, y = as_tensors(train_data)
     Xv, yv = as_tensors(val_data)
     payload = {

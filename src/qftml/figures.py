@@ -8,6 +8,7 @@ __all__ = [
     "accuracy_map",
     "band",
     "bands_per_mu",
+    "best_worst_grid",
     "count_loss_vs_volume",
     "count_loss_vs_worms",
     "count_predictions",
@@ -15,10 +16,16 @@ __all__ = [
     "data_size_panel",
     "divergence_panel",
     "feature_map_panel",
+    "loss_per_mu",
     "loss_vs_lattice",
     "loss_vs_ntrain",
+    "ntrain_comparison",
+    "phase_predictions",
     "predicted_vs_true",
+    "search_history",
+    "store_generalization",
     "truth_per_mu",
+    "val_histories",
     "val_loss_curves",
     "verdict_loss_vs_lattice",
 ]
@@ -47,6 +54,77 @@ def loss_vs_ntrain(ax, table, label, color, *, value="test", ls="-", name=None, 
     rank = sub["seed"].rank(method="dense")
     jitter = np.exp(0.04 * (rank - rank.mean()))
     ax.scatter(sub["n_train"] * jitter, sub[value], s=8, color=color, alpha=0.5)
+
+
+def search_history(ax, study, family, constant=None):
+    """An optuna study's history: each completed trial's best validation loss (dots),
+    pruned trials at their last reported loss (crosses), the best so far (line) and the
+    ``constant``-prediction loss (dashed); the title counts trials, invalid ones included."""
+    from optuna.trial import TrialState
+
+    from .plotting import FAMILY_COLORS
+
+    trials, c = study.trials, FAMILY_COLORS[family]
+    done = [(t.number, t.value) for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [(t.number, list(t.intermediate_values.values())[-1]) for t in trials
+              if t.state == TrialState.PRUNED and t.intermediate_values]  # fmt: skip
+    if done:
+        n, v = np.array(done).T
+        ax.scatter(n, v, color=c, s=18, label="completed")
+        ax.step(n, np.minimum.accumulate(v), where="post", color=c, label="best so far")
+    if pruned:
+        n, v = np.array(pruned).T
+        ax.scatter(n, v, marker="x", color=c, s=22, alpha=0.6, label="pruned")
+    if constant is not None:
+        ax.axhline(constant, color="k", ls="--", lw=1, label="constant prediction")
+    ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    invalid = sum("invalid" in t.user_attrs for t in trials)
+    ax.set_title(f"{family}: {len(done)} completed, {len(pruned)} pruned, {invalid} invalid")
+
+
+def val_histories(ax, table, instances, constant=None):
+    """Validation loss (MSE) against the epoch of every instance of a
+    :func:`qftml.experiments.run_grid` table, coloured by family."""
+    from .plotting import FAMILY_COLORS
+
+    seen = set()
+    for inst, (_, row) in zip(instances, table.iterrows(), strict=True):
+        f = row["family"]
+        ax.plot(inst.history["epoch"], inst.history["val_loss"], color=FAMILY_COLORS[f],
+                alpha=0.8, label=None if f in seen else f)  # fmt: skip
+        seen.add(f)
+    if constant is not None:
+        ax.axhline(constant, color="k", ls="--", lw=1, label="constant prediction")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (MSE)")
+    ax.legend()
+
+
+def ntrain_comparison(ax, table, constant=None, families=("EQ", "ST", "FL"), value="test"):
+    """Test loss against ``N_train`` (:func:`loss_vs_ntrain`) of the plain instances of each
+    family (solid) and the augmented ones (``augment == "translations"``, dotted squares),
+    with the ``constant``-prediction loss (dashed); log-log axes, labelled."""
+    from .plotting import FAMILY_COLORS
+
+    plain = table[table["augment"] == "none"]
+    aug = table[table["augment"] == "translations"]
+    for f in families:
+        loss_vs_ntrain(ax, plain, f, FAMILY_COLORS[f], value=value)
+    for f in aug["label"].unique():
+        loss_vs_ntrain(ax, aug, f, FAMILY_COLORS[f], value=value, ls=":", marker="s",
+                       name=f"{f} + translations")  # fmt: skip
+    if constant is not None:
+        ax.axhline(constant, color="k", ls="--", lw=1, label="constant prediction")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"training samples $N_\mathrm{train}$")
+    ax.set_ylabel("test loss (MSE of $n$, $|\\phi|^2$)")
+    ax.legend(
+        title="median (line, ≥ 68 % interval), mean (open)\nmin–max (band), instances (dots)",
+        fontsize=8,
+    )
 
 
 # --- task 1: generalization (chapter 08)
@@ -207,6 +285,82 @@ def count_predictions(ax, result, lattice, eta, mu, *, rng):
     ax.set_xlabel("true number of worms")
     ax.set_ylabel("predicted")
     ax.legend(fontsize=8)
+
+
+def store_generalization(axes, verdict, per_mu, lattice, mu_range):
+    """The stored instances at ``verdict.n_train``: loss per test lattice (left, training
+    ``mu``) and per ``mu`` on the training ``lattice`` (right, grey: the training range)."""
+    from .tasks.regression import lattice_order
+
+    order = lattice_order(per_mu["lattice"].unique())
+    verdict_loss_vs_lattice(axes[0], verdict, order)
+    axes[0].set_xlabel(r"test lattice $N_t\times N_x$ (FL: training lattice only)")
+    axes[0].set_ylabel("test loss (MSE), median and min–max")
+    axes[0].set_title(f"store: trained on {lattice}, N_train = {verdict.n_train}, training $\\mu$")
+    axes[0].legend()
+    sel = per_mu[(per_mu["lattice"] == lattice) & (per_mu["n_train"] == verdict.n_train)
+                 & (per_mu["augment"] == "none")]  # fmt: skip
+    bands_per_mu(axes[1], sel.rename(columns={"mu": "group"}), "loss")
+    axes[1].axvspan(*mu_range, color="0.85", zorder=0)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel(r"chemical potential $\mu$ (grey: training range)")
+    axes[1].set_ylabel(f"test loss (MSE) per $\\mu$ on {lattice}")
+    axes[1].set_title("store: median and min–max over instances")
+    axes[1].legend()
+
+
+def phase_predictions(axes, phases, mu_c, outputs, families=("EQ", "ST", "FL")):
+    """Chapter 08's Silver Blaze instances (:func:`qftml.tasks.regression.train_phases`):
+    predicted (median, min-max band) against true mean per ``mu``, one column per phase
+    trained on, one row per output; grey: the training range, dotted: the onset."""
+    names = {"n": r"$\langle n\rangle$", "phi2": r"$\langle|\phi|^2\rangle$"}
+    for col, (side, (tr, df)) in enumerate(phases.items()):
+        for row, out in enumerate(outputs):
+            ax = axes[row, col]
+            d = df[df["output"] == out]
+            truth_per_mu(ax, d)
+            bands_per_mu(ax, d, "pred", families)
+            ax.axvspan(tr.meta["mu"].min(), tr.meta["mu"].max(), color="0.85", zorder=0)
+            ax.axvline(mu_c, color="k", ls=":", lw=1)
+            ax.set_ylabel(names.get(out, out))
+            if row == 0:
+                ax.set_title(f"trained {side} the onset (grey: training range)")
+            else:
+                ax.set_xlabel(r"chemical potential $\mu$")
+    axes[0, 0].legend(fontsize=9)
+
+
+def loss_per_mu(axes, curves_by_lattice, mu_range, families=("EQ", "ST", "FL")):
+    """Test loss per ``mu`` on each lattice (one axis each): median and min-max band over
+    instances; grey: the training range."""
+    for ax, (lat, df) in zip(axes, curves_by_lattice.items(), strict=True):
+        bands_per_mu(ax, df, "mse", families)
+        ax.axvspan(*mu_range, color="0.85", zorder=0)
+        ax.set_yscale("log")
+        ax.set_xlabel(r"chemical potential $\mu$")
+        ax.set_title(f"test lattice {lat}")
+    axes[0].set_ylabel("test loss (MSE) per $\\mu$")
+    axes[0].legend()
+
+
+def best_worst_grid(axes, picks, outputs, mu_out, families=("EQ", "ST", "FL")):
+    """Predicted against true of the best and worst instance of each family
+    (:func:`qftml.tasks.regression.best_worst`): one column per family, rows per output at
+    the inside ``mu`` and at ``mu_out``."""
+    from .plotting import FAMILY_COLORS
+
+    for (f, which, m), (seed, true, pred) in picks.items():
+        for j, out in enumerate(outputs):
+            ax = axes[2 * j + (m == mu_out), list(families).index(f)]
+            predicted_vs_true(ax, true[:, j], pred[:, j], FAMILY_COLORS[f], which=which,
+                              seed=seed)  # fmt: skip
+            if which == "worst":
+                t = true[:, j]
+                ax.plot([t.min(), t.max()], [t.min(), t.max()], color="k", lw=1)
+                ax.set_title(f"{f}, {out}, $\\mu = {m:g}$", fontsize=10)
+                ax.set_xlabel(f"true {out}", fontsize=9)
+                ax.set_ylabel(f"predicted {out}", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
 
 
 # --- task 2: flux-violation detection

@@ -90,9 +90,10 @@ CODE_ROOTS = ("from_spec", "train", "evaluate", "predict", "Budget")
 def code_digest() -> str:
     """Digest of the code that determines trained weights and test losses.
 
-    The definitions reachable from :data:`CODE_ROOTS` in the network and training modules,
-    as code, not text (:func:`qftml.keys.code_digest`): a docstring edit, moving a function
-    between these modules, or adding code that training never runs retrains nothing.
+    The definitions reachable from :data:`~qftml.instances.CODE_ROOTS` in the network and
+    training modules, as code, not text (:func:`qftml.keys.code_digest`): a docstring edit,
+    moving a function between these modules, or adding code that training never runs
+    retrains nothing.
     """
     here = Path(__file__).resolve().parent
     files = [here / "training.py", *sorted((here / "nets").glob("*.py"))]
@@ -312,8 +313,9 @@ def train_instance(
 ) -> Instance:
     """Train ``spec`` from scratch with ``seed`` (weights and batch order), or load it.
 
-    ``augment`` names an entry of :data:`AUGMENTATIONS` (seeded with ``seed``). With
-    ``cache`` an instance already on disk under the same key is loaded, not retrained.
+    ``augment`` names an entry of :data:`~qftml.instances.AUGMENTATIONS` (seeded with
+    ``seed``). With ``cache`` an instance already on disk under the same key is loaded, not
+    retrained.
     """
     X, y = as_tensors(train_data)
     Xv, yv = as_tensors(val_data)

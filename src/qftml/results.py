@@ -49,7 +49,7 @@ import torch
 from . import experiments, grid, instances, keys, nets
 from .paths import ROOT
 from .profiles import notebook_params
-from .training import Budget, Task, evaluate, load_model
+from .training import Budget, Task, evaluate, load_model, resolve_precision
 
 __all__ = [
     "EVAL_RTOL",
@@ -135,7 +135,7 @@ def plan_task1_comparison(profile: str = "paper", params: dict | None = None) ->
     augment = {f: ["none", *(["translations"] if f in augmented else [])] for f in families}
     return Plan(
         "task1-comparison", profile, P, specs, augment, sorted(int(m) for m in P["n_train"]),
-        [int(s) for s in P["seeds"]], Budget.from_params(P.get("train") or {}),
+        [int(s) for s in P["seeds"]], Budget.from_params(resolve_precision(P.get("train") or {})),
         P.get("val_fraction"),
     )  # fmt: skip
 
@@ -507,9 +507,11 @@ def complete_seeds(experiment: str = "task1-comparison", profile: str = "paper",
 def select_complete(table, chunks: dict, *, min_seeds: int = 3):
     """Rows of ``table`` in finished chunks (``chunks`` from :func:`complete_seeds`) at the
     sizes with at least ``min_seeds`` finished seeds: every model with the same instances."""
+    if not len(table):
+        return table
     keep = {(m, s) for m, seeds in chunks.items() if len(seeds) >= min_seeds for s in seeds}
     mask = [(int(m), int(s)) in keep for m, s in zip(table["n_train"], table["seed"], strict=True)]
-    return table[np.array(mask, dtype=bool)] if len(table) else table
+    return table[np.array(mask, dtype=bool)]
 
 
 def provenance_summary(experiment: str = "task1-comparison", profile="paper", root=None) -> dict:

@@ -27,7 +27,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,8 @@ __all__ = [
     "Task",
     "History",
     "pick_device",
+    "native_bf16",
+    "resolve_precision",
     "as_tensors",
     "train",
     "SOURCE_RECIPE",
@@ -184,6 +186,32 @@ SOURCE_RECIPE: dict = dict(
 )
 
 _PRECISIONS = ("fp32", "bf16")
+
+
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16 in the flags of
+    ``/proc/cpuinfo``; ``cpuinfo`` replaces its text). Elsewhere bf16 autocast is emulated
+    and slower than float32 (``benchmarks/bench_training.py`` measures both)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def resolve_precision(params: Mapping, cpuinfo: str | None = None) -> dict:
+    """A budget's parameters with ``precision: auto`` replaced by what pays on this CPU:
+    ``"bf16"`` where it is native (:func:`native_bf16`), else ``"fp32"``. The resolved value
+    enters the instances' keys, so each machine caches what it computed."""
+    params = dict(params)
+    if params.get("precision") == "auto":
+        params["precision"] = "bf16" if native_bf16(cpuinfo) else "fp32"
+    return params
 
 
 @dataclass(frozen=True)

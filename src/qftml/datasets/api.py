@@ -267,10 +267,13 @@ def _concat(task: int, split: str, lattice: str, results) -> TaskData:
     )
 
 
-def lattices(task: int | str, profile: str = "ci", split: str = "train") -> list[str]:
-    """Lattices (``"NTxNX"``) of a task's split, in profile order."""
+def lattices(
+    task: int | str, profile: str = "ci", split: str = "train", *, params=None
+) -> list[str]:
+    """Lattices (``"NTxNX"``) of a task's split, in profile order (``params``: a ``datasets``
+    section to use instead of the profile's, as :func:`~qftml.datasets.jobs.jobs_for`)."""
     out: list[str] = []
-    for job in jobs_for(task, profile, split):
+    for job in jobs_for(task, profile, split, params=params):
         if job.lattice not in out:
             out.append(job.lattice)
     return out
@@ -307,17 +310,21 @@ def load(
     jobs: int | None = None,
     verify: bool = True,
     log: Callable[[str], None] | None = None,
+    params: dict | None = None,
     **where,
 ) -> TaskData:
     """Load one task's split on one lattice (building missing files first).
 
     ``lattice`` may be omitted when the split has a single lattice. Keyword filters
-    (``eta=``, ``mu=``, ``n_worms=``) restrict the parameter points read.
+    (``eta=``, ``mu=``, ``n_worms=``) restrict the parameter points read. ``params`` is the
+    ``datasets`` section to build from (default: the profile's, read once per call);
+    ``profile`` names the folder the files live in.
     """
     task = normalize_task(task)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-    available = lattices(task, profile, split)
+    params = dataset_params(profile) if params is None else params
+    available = lattices(task, profile, split, params=params)
     if lattice is None:
         if len(available) != 1:
             raise ValueError(
@@ -327,7 +334,7 @@ def load(
     lattice = lattice.lower().replace("×", "x")
     if lattice not in available:
         raise ValueError(f"lattice {lattice!r} not in task {task} {split!r}: {available}")
-    selected = [j for j in jobs_for(task, profile, split) if j.lattice == lattice]
+    selected = [j for j in jobs_for(task, profile, split, params=params) if j.lattice == lattice]
     for name in ("eta", "mu"):
         if name in where:
             selected = [j for j in selected if abs(getattr(j, name) - where[name]) < 1e-9]

@@ -26,10 +26,9 @@ def main(args: argparse.Namespace) -> int:
             verify=not args.no_verify,
         )
     except (KeyError, ValueError, OSError) as exc:
-        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
-            text = f"{exc.filename}: {text}"
-        print(f"error: {' '.join(str(text).split())}", file=sys.stderr)
+        from ..__main__ import _message
+
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     by_task: dict[int, list] = {}
     for row in report.rows:

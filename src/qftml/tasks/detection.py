@@ -121,6 +121,7 @@ class Params:
     alpha: float = 0.05  # level of the family comparison
     solved: float = 0.99  # accuracy that counts as solving the task
     good: float = 0.95  # validation accuracy of the instances listed by pooling_check
+    retrain_search: bool = True  # retrain the search's winners beside the published ones
 
     @classmethod
     def from_dict(cls, params: Mapping) -> Params:
@@ -471,7 +472,11 @@ def assess(specs: Mapping, table, instances: Sequence, data: Data) -> Retraining
 
 def retrain(data: Data, specs: Mapping, params: Params, *, desc="task 2 instances") -> Retraining:
     """Train (or load) ``params.instances`` instances of every spec on the full training
-    set (:func:`qftml.experiments.run_grid`) and :func:`assess` them."""
+    set (:func:`qftml.experiments.run_grid`) and :func:`assess` them. Without
+    ``params.retrain_search`` only the published winners (labels ``"<family> published"``)
+    are retrained."""
+    if not params.retrain_search:
+        specs = {label: spec for label, spec in specs.items() if label.endswith(" published")}
     table, instances = experiments.run_grid(
         specs, data.train.xy, data.val.xy, data.tests, seeds=range(params.instances),
         task=data.task, budget=params.train_budget, desc=desc,

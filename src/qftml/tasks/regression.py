@@ -34,8 +34,11 @@ from .. import experiments, training
 
 __all__ = [
     "ComparisonVerdict",
+    "Data",
     "GeneralizationVerdict",
+    "SearchResult",
     "SilverBlaze",
+    "Stored",
     "architectures",
     "best_worst",
     "compare_families",
@@ -44,13 +47,23 @@ __all__ = [
     "generalization",
     "holm",
     "in_range",
+    "invariance",
+    "kink_lines",
     "lattice_order",
     "odd_extent_lines",
     "onset",
     "phase",
     "pooling_coverage",
+    "prepare",
+    "run_search",
     "runs_on",
+    "search_subset",
     "silver_blaze",
+    "stored",
+    "studies",
+    "train_grid",
+    "train_phases",
+    "yardstick_lines",
 ]
 
 FAMILIES = ("EQ", "ST", "FL")
@@ -453,6 +466,29 @@ def odd_extent_lines(medians, lattices, *, family: str = "ST", reference: str = 
     return out
 
 
+def kink_lines(table, spec: str, lattices, family: str = "ST") -> list[str]:
+    """Per test lattice, the fraction of sites the strided poolings of ``spec`` cover
+    (:func:`pooling_coverage`) and ``family``'s test loss at training ``mu`` (columns
+    ``"<lattice> (training mu)"`` of a :func:`train_grid` table: median and range), then
+    :func:`odd_extent_lines` against EQ."""
+    from .. import nets
+    from ..datasets.jobs import parse_lattice
+
+    model = nets.from_spec(spec)
+    cols = [f"{lat} (training mu)" for lat in lattices]
+    out = []
+    for lat, col in zip(lattices, cols, strict=True):
+        v = table.loc[table["label"] == family, col]
+        out.append(
+            f"{lat:>7}: {family} pooling covers {pooling_coverage(model, parse_lattice(lat)):.0%} "
+            f"of the sites; test loss (training mu) median {v.median():.3g} "
+            f"[{v.min():.3g}, {v.max():.3g}]"
+        )
+    med = table.groupby("label")[cols].median()
+    return out + odd_extent_lines({f: med.loc[f].to_numpy() for f in ("EQ", family)}, lattices,
+                                  family=family)  # fmt: skip
+
+
 def extrapolation(curves_df, mu_range, *, tol: float = 1e-9):
     """Per family: the median over instances of the loss inside the training range
     ``mu_range = (lo, hi)`` and beyond it (``mu > hi``), and their ratio.
@@ -502,9 +538,7 @@ def best_worst(table, instances, data, column: str, mus, output_names):
 
 def architectures(
     choice: str,
-    train,
-    val,
-    task,
+    data=None,
     *,
     search_params=None,
     search_seed=None,
@@ -513,8 +547,8 @@ def architectures(
 ) -> dict[str, str]:
     """The spec of each family that chapters 07 and 08 train: ``"published"`` (the source's
     winners, :func:`qftml.nets.published`) or ``"search"`` (the best trial of each family
-    in chapter 06's studies, reloaded from their store by
-    :func:`qftml.experiments.search_studies` with chapter 06's ``search_params`` and seed).
+    in chapter 06's studies on ``data``, reloaded by :func:`studies` with chapter 06's
+    ``search_params`` and seed).
     """  # fmt: skip
     from .. import nets, search
 
@@ -522,14 +556,320 @@ def architectures(
         return {f: nets.published(1, f).spec for f in families}
     if choice != "search":
         raise ValueError(f"architectures must be 'published' or 'search'; got {choice!r}")
-    if search_params is None or search_seed is None:
-        raise ValueError("architectures='search' needs chapter 06's search_params and seed")
-    S = search_params
-    mu = train.meta["mu"]
-    sub = experiments.nested_subsets(len(train), [S["n_train"]], search_seed, groups=mu)
-    studies = experiments.search_studies(
-        list(families), train.select(sub[S["n_train"]]).xy, val.xy, task=task,
-        budget=training.Budget.from_params(S["budget"]), n_trials=S["n_trials"],
-        seed=search_seed, jobs=S["jobs"], pruner=S["pruner"], prefix=prefix,
+    if data is None or search_params is None or search_seed is None:
+        raise ValueError(
+            "architectures='search' needs the data and chapter 06's search_params and seed"
+        )
+    found = studies(data, search_params, search_seed, prefix=prefix, families=families)
+    return {f: search.top_specs(found[f], 1)[0][0] for f in families}
+
+
+# --- chapters 06-08: data, the results store, grids of instances, the search
+
+
+@dataclass
+class Data:
+    """Task 1's splits: training, validation and the test split per lattice."""
+
+    train: object  # qftml.datasets.TaskData
+    val: object
+    tests: dict  # lattice name -> TaskData of the test split
+
+    @property
+    def lattice(self) -> str:
+        return self.train.lattice
+
+    @property
+    def mu_range(self) -> tuple[float, float]:
+        mu = self.train.meta["mu"]
+        return float(mu.min()), float(mu.max())
+
+    @property
+    def test_all(self):
+        """The test split on the training lattice, every test ``mu``."""
+        return self.tests[self.lattice]
+
+    @property
+    def test(self):
+        """The test split on the training lattice at the test ``mu`` inside the training
+        range (the yardstick of chapters 06 and 07)."""
+        return self.inside(self.test_all)
+
+    @property
+    def task(self) -> training.Task:
+        """Two outputs ``(n, phi2)``, MSE, on the training lattice."""
+        nt, nx = self.train.k.shape[-2:]
+        return training.Task(n_out=2, lattice=(int(nt), int(nx)), loss="mse")
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.train.target_names
+
+    def test_sets(self) -> dict:
+        """Every test lattice's split as ``(X, y)``, whole (named by the lattice) and at the
+        test ``mu`` inside the training range (``"<lattice> (training mu)"``)."""
+        inside = {f"{lat} (training mu)": self.inside(d).xy for lat, d in self.tests.items()}
+        return {**{lat: d.xy for lat, d in self.tests.items()}, **inside}
+
+    def inside(self, d):
+        """The configurations of the split ``d`` at ``mu`` inside the training range."""
+        lo, hi = self.mu_range
+        return d.select((d.meta["mu"] >= lo - 1e-9) & (d.meta["mu"] <= hi + 1e-9))
+
+    def nearest_mu(self, mu: float) -> float:
+        """The test-grid ``mu`` on the training lattice nearest to ``mu``."""
+        grid = np.unique(self.test_all.meta["mu"])
+        return float(grid[np.argmin(abs(grid - mu))])
+
+    def constant_loss(self, split: str = "test") -> float:
+        """The MSE of the best constant prediction on ``split`` (``"test"`` or ``"val"``):
+        the mean variance of the targets, the loss of a network that learned nothing."""
+        d = {"test": self.test, "val": self.val}[split]
+        return float(d.targets.var(axis=0).mean())
+
+    def lines(self) -> list[str]:
+        lo, hi = self.mu_range
+        test = self.test
+        return [
+            f"training: {len(self.train)} configurations on {self.lattice} at "
+            f"mu = {np.unique(self.train.meta['mu']).round(3).tolist()}; validation: "
+            f"{len(self.val)}",
+            f"test lattices {list(self.tests)}; on {self.lattice}, {len(test)} of "
+            f"{len(self.test_all)} configurations lie in the training range {lo:g} <= mu <= "
+            f"{hi:g}",
+            "constant-prediction MSE (variance of the targets): validation "
+            f"{self.constant_loss('val'):.4g}, test {self.constant_loss('test'):.4g}",
+        ]
+
+
+def prepare(train, val, tests) -> Data:
+    """:class:`Data` from the loaded splits; ``tests`` maps each test lattice to its split
+    and must hold the training lattice."""
+    if train.lattice not in tests:
+        raise ValueError(f"the test split lacks the training lattice {train.lattice!r}")
+    return Data(train, val, dict(tests))
+
+
+def _budget(train_params) -> training.Budget:
+    """The budget of a profile's ``train`` section (``precision: auto`` resolved here)."""
+    return training.Budget.from_params(training.resolve_precision(train_params))
+
+
+def train_grid(specs, data: Data, params, tests=None, *, sizes=None, augment=(None,), desc=""):
+    """Every instance of ``specs`` x ``sizes`` x seeds (:func:`qftml.experiments.run_grid`)
+    with the settings the task-1 chapters share, from a profile section ``params``:
+    ``seeds``, ``train`` (a :class:`qftml.training.Budget`; ``precision: auto`` takes bf16
+    where the CPU has it natively, :func:`qftml.training.resolve_precision`), ``seed`` (the
+    nested subsets)
+    and ``val_fraction`` (validation on that fraction of ``N_train``, balanced in ``mu``)."""
+    return experiments.run_grid(
+        specs, data.train.xy, data.val.xy, tests, sizes=sizes, seeds=params["seeds"],
+        augment=augment, task=data.task, budget=_budget(params["train"]),
+        subset_seed=params["seed"], groups=data.train.meta["mu"],
+        val_fraction=params["val_fraction"], val_groups=data.val.meta["mu"],
+        output_names=data.outputs, desc=desc or "instances",
     )  # fmt: skip
-    return {f: search.top_specs(studies[f], 1)[0][0] for f in families}
+
+
+@dataclass
+class Stored:
+    """What the results store holds of the ``paper`` task-1 comparison."""
+
+    stored: int
+    planned: int
+    chunks: dict  # N_train -> seeds at which every model is stored
+    provenance: dict
+    per_mu: object  # DataFrame (results.per_mu_table) of the finished chunks (>= 3 seeds)
+    lattice: str  # the training lattice and range of the paper profile
+    mu_range: tuple
+
+    @property
+    def complete(self) -> bool:
+        return self.stored == self.planned
+
+    @property
+    def sizes(self) -> list[int]:
+        """The ``N_train`` with at least three finished seeds (what the verdicts use)."""
+        return sorted(int(m) for m, s in self.chunks.items() if len(s) >= 3)
+
+    def table(self):
+        """One row per stored instance of a finished chunk: the loss on the training lattice
+        over the training range (the shape of a :func:`qftml.experiments.run_grid` table)."""
+        if not len(self.per_mu):
+            return self.per_mu
+        return in_range(self.per_mu[self.per_mu["lattice"] == self.lattice], *self.mu_range)
+
+    def comparison(self) -> ComparisonVerdict | None:
+        """The three statements at full statistics; ``None`` before a size is finished."""
+        return compare_families(self.table()) if self.sizes else None
+
+    def generalization(self) -> GeneralizationVerdict | None:
+        """The lattice-size verdicts at the largest finished size."""
+        if not self.sizes:
+            return None
+        return generalization(self.per_mu, train_lattice=self.lattice, n_train=self.sizes[-1],
+                              mu_range=self.mu_range)  # fmt: skip
+
+    def lines(self) -> list[str]:
+        p = self.provenance
+        return [
+            f"results store: {self.stored} of {self.planned} planned instances "
+            f"({'complete' if self.complete else 'PARTIAL'}); instances of every model stored "
+            f"per N_train: { {m: len(s) for m, s in self.chunks.items()} or 'none yet' }",
+            f"made at commit(s) {', '.join(c[:10] for c in p['commits']) or '-'} on "
+            f"{'; '.join(p['machines']) or '-'}, {p['first']} .. {p['last']}; "
+            f"{p['train_hours']:.2f} h of training",
+        ]
+
+
+def stored(experiment: str = "task1-comparison", profile: str = "paper", root=None) -> Stored:
+    """Read the store's entries of ``experiment`` made with ``profile``
+    (:mod:`qftml.results`): coverage, provenance and the per-mu losses of finished chunks."""
+    from .. import results
+
+    lattice, lo, hi = results.training_range(1, profile)
+    n, planned, _ = results.coverage(experiment, profile, root)
+    chunks = results.complete_seeds(experiment, profile, root)
+    per_mu = results.per_mu_table(experiment, profile, root)
+    return Stored(
+        n, planned, chunks, results.provenance_summary(experiment, profile, root),
+        results.select_complete(per_mu, chunks), lattice, (lo, hi),
+    )  # fmt: skip
+
+
+def search_subset(data: Data, n_train: int, seed: int):
+    """The balanced subset of ``n_train`` training configurations the search trains on."""
+    mu = data.train.meta["mu"]
+    return data.train.select(experiments.nested_subsets(len(mu), [n_train], seed, mu)[n_train])
+
+
+def studies(data: Data, search_params, seed: int, *, prefix: str, families=FAMILIES):
+    """Chapter 06's optuna studies, one per family (run, continued or loaded from disk by
+    :func:`qftml.experiments.search_studies`; ``search_params`` is its ``search`` section)."""
+    S = search_params
+    return experiments.search_studies(
+        list(families), search_subset(data, S["n_train"], seed).xy, data.val.xy,
+        task=data.task, budget=training.Budget.from_params(S["budget"]), n_trials=S["n_trials"],
+        seed=seed, jobs=S["jobs"], pruner=S["pruner"], prefix=prefix,
+    )  # fmt: skip
+
+
+@dataclass
+class SearchResult:
+    """Chapter 06's search: the studies, their winners and the published winners' ranks."""
+
+    studies: dict  # family -> optuna Study
+    winners: object  # DataFrame (family, rank): val loss, parameters, spec
+    published: object  # DataFrame per family: the published winner's and the best trial's loss
+
+    def states(self) -> dict:
+        """Per family, how many trials ended in each state (``COMPLETE``, ``PRUNED``, ...)."""
+        out = {}
+        for fam, st in self.studies.items():
+            names = [t.state.name for t in st.trials]
+            out[fam] = {s: names.count(s) for s in sorted(set(names))}
+        return out
+
+    def lines(self) -> list[str]:
+        out = [f"{f}: {s}" for f, s in self.states().items()]
+        for fam, r in self.published.iterrows():
+            better = r["best trial"] < r["published winner"]
+            out.append(
+                f"{fam}: our best trial ({r['best trial']:.3g}) is "
+                f"{'better' if better else 'not better'} than the published winner under the "
+                f"same search budget ({r['published winner']:.3g}; rank {r['rank among trials']})"
+            )
+        return out
+
+
+def run_search(data: Data, params, *, prefix: str, families=FAMILIES) -> SearchResult:
+    """Chapter 06 from its profile section ``params`` (``search``, ``seed``): the studies,
+    the ``top_k`` best specs of each, and each published winner trained once under the
+    search's budget and data and ranked among its family's completed trials."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    from .. import nets, search
+
+    S, seed = params["search"], params["seed"]
+    found = studies(data, S, seed, prefix=prefix, families=families)
+    rows = [
+        {"family": fam, "rank": rank, "val loss": value, "parameters": nets.spec_params(spec),
+         "spec": spec}
+        for fam, st in found.items()
+        for rank, (spec, value) in enumerate(search.top_specs(st, S["top_k"]), 1)
+    ]  # fmt: skip
+    winners = pd.DataFrame(rows, columns=["family", "rank", "val loss", "parameters", "spec"])
+    sub = search_subset(data, S["n_train"], seed).xy
+    ranked = []
+    for fam in families:
+        inst = experiments.train_instance(
+            nets.published(1, fam).spec, sub, data.val.xy, task=data.task,
+            budget=training.Budget.from_params(S["budget"]), seed=seed,
+        )  # fmt: skip
+        done = [t.value for t in found[fam].trials if t.state == TrialState.COMPLETE]
+        v = inst.history["best_val_loss"]
+        ranked.append({
+            "family": fam, "published winner": v, "best trial": min(done, default=np.nan),
+            "rank among trials": f"{1 + sum(d < v for d in done)} of {len(done) + 1}",
+        })  # fmt: skip
+    return SearchResult(found, winners.set_index(["family", "rank"]),
+                        pd.DataFrame(ranked).set_index("family"))  # fmt: skip
+
+
+def yardstick_lines(summary, constant: float, value: str = "test") -> list[str]:
+    """How far each family's median loss (``summary`` of
+    :func:`qftml.experiments.summarize` by label) lies below the ``constant`` prediction,
+    and how much its instances scatter (max / min)."""
+    med = summary[(value, "median")].sort_values()
+    spread = summary[(value, "max")] / summary[(value, "min")]
+    return [
+        "median test loss: " + ", ".join(f"{f} {v:.3g}" for f, v in med.items())
+        + f"; lowest: {med.index[0]}; constant prediction {constant:.3g}",
+        "constant prediction / median: "
+        + ", ".join(f"{f} {constant / v:.3g}" for f, v in med.items()),
+        "max / min over the instances: " + ", ".join(f"{f} {spread[f]:.3g}" for f in med.index),
+    ]  # fmt: skip
+
+
+def invariance(tables, x, n_train: int):
+    """Median and range over instances of the largest relative output change under all
+    lattice translations of the inputs ``x`` (:func:`qftml.nets.equivariance_error`), per
+    family and augmentation, for the instances of size ``n_train``; ``tables`` holds
+    ``(table, instances)`` pairs of :func:`qftml.experiments.run_grid`."""
+    import pandas as pd
+
+    from .. import nets
+
+    rows = [
+        {"family": row["label"], "augment": row["augment"],
+         "max relative change": max(nets.equivariance_error(inst.model, x).values())}
+        for table, insts in tables
+        for (_, row), inst in zip(table.iterrows(), insts, strict=True)
+        if row["n_train"] == n_train
+    ]  # fmt: skip
+    return (
+        pd.DataFrame(rows)
+        .groupby(["family", "augment"])["max relative change"]
+        .agg(["median", "min", "max"])
+    )
+
+
+def train_phases(specs, data: Data, params, mu_c: float):
+    """Chapter 08's Silver Blaze instances: every family trained on the configurations
+    below the onset ``mu_c`` only and above it only (validation cut the same way), with
+    their per-mu predictions on the test split of the training lattice.
+
+    Returns ``{side: (training data, curves)}`` for ``side`` in ``("below", "above")``.
+    """
+    out = {}
+    for side in ("below", "above"):
+        tr = data.train.select(phase(data.train.meta["mu"], mu_c, side))
+        va = data.val.select(phase(data.val.meta["mu"], mu_c, side))
+        _, insts = experiments.run_grid(
+            specs, tr.xy, va.xy, seeds=params["seeds"], task=data.task,
+            budget=_budget(params["train"]), subset_seed=params["seed"],
+            groups=tr.meta["mu"], desc=f"silver blaze {side}",
+        )  # fmt: skip
+        out[side] = (tr, curves(insts, data.test_all, data.outputs))
+    return out
