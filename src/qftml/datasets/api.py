@@ -271,7 +271,7 @@ def lattices(
     task: int | str, profile: str = "ci", split: str = "train", *, params=None
 ) -> list[str]:
     """Lattices (``"NTxNX"``) of a task's split, in profile order (``params``: a ``datasets``
-    section to use instead of the profile's, as :func:`~qftml.datasets.jobs.jobs_for`)."""
+    section to use instead of the profile's, as :func:`~qftml.datasets.jobs_for`)."""
     out: list[str] = []
     for job in jobs_for(task, profile, split, params=params):
         if job.lattice not in out:
