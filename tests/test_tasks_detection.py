@@ -4,8 +4,8 @@ is known, and one tiny real pipeline (one epoch per instance) through every entr
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
