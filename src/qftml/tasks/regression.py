@@ -20,6 +20,11 @@ training-set size:
   significantly better than the plain ones: one-sided Mann-Whitney tests, one per family
   and size, rejected by Holm's step-down procedure at family-wise level ``alpha`` (eight
   uncorrected tests at 5 % would find a "help" in a third of the cases where there is none).
+
+The chapters' entry points take the loaded splits (:func:`prepare`) and their profile
+section as plain values: :func:`run_search` (chapter 06), :func:`train_grid` and
+:func:`stored` (chapters 06-08: live instances and the results store),
+:func:`generalization`, :func:`train_phases` and :func:`silver_blaze` (chapter 08).
 """
 
 from __future__ import annotations
