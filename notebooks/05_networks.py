@@ -383,7 +383,7 @@ storage = data_dir() / "optuna" / f"05_networks-{profile}.journal"
 storage.unlink(missing_ok=True)  # a fresh study for a reproducible page
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 study = search.run(
-    "EQ", data["train"], data["val"], task=search.Task(n_out=1, lattice=(8, 8), loss="mse"),
+    "EQ", data["train"], data["val"], task=training.Task(n_out=1, lattice=(8, 8), loss="mse"),
     n_trials=S["n_trials"], budget=training.Budget(max_epochs=S["max_epochs"], patience=3,
     batch_size=T["batch_size"], lr=T["lr"], **PLAIN_ADAM), storage=storage, study_name="05_networks",
     seed=P["seed"], jobs=S["jobs"], enqueue=[nets.published(3, "EQ", 1).spec],
@@ -400,7 +400,7 @@ tests = {"8x8": data["test"], "16x16": (x16, invariant_target(x16))}
 specs = {f"#{i + 1}": spec for i, (spec, _) in enumerate(top)}
 instances, _ = experiments.run_grid(
     specs, data["train"], data["val"], tests, seeds=range(S["seeds"]),
-    task=search.Task(n_out=1, lattice=(8, 8), loss="mse"),
+    task=training.Task(n_out=1, lattice=(8, 8), loss="mse"),
     budget=training.Budget(max_epochs=T["max_epochs"], patience=T["patience"],
     batch_size=T["batch_size"], lr=T["lr"], **PLAIN_ADAM), desc="retraining",
 )  # fmt: skip

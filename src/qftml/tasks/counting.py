@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import experiments, nets, search, training
+from .. import experiments, nets, training
 from ..datasets.jobs import parse_lattice
 from ..lattice import divergence
 
@@ -62,7 +62,7 @@ __all__ = [
 
 FAMILIES = ("EQ", "ST", "FL")
 #: What the counting networks are for: one output, trained on 8x8, loss = MSE of the count.
-TASK = search.Task(n_out=1, lattice=(8, 8), loss="count")
+TASK = training.Task(n_out=1, lattice=(8, 8), loss="count")
 _RANKS = {1: "1st", 2: "2nd", 3: "3rd"}
 
 #: Quoted from the backup slide "Test loss vs validation loss table" of the source talk
@@ -367,7 +367,7 @@ def retrain(
     test: Mapping,
     *,
     models: Mapping[str, str] | None = None,
-    task: search.Task = TASK,
+    task: training.Task = TASK,
     desc: str = "task 3 instances",
     **grid,
 ) -> Retrained:

@@ -154,10 +154,10 @@ class Data:
     train_points: list  # sorted (eta, mu) of the training set
 
     @property
-    def task(self) -> search.Task:
+    def task(self) -> training.Task:
         """One output, binary cross-entropy, on the training lattice."""
         nt, nx = self.train.k.shape[-2:]
-        return search.Task(n_out=1, lattice=(int(nt), int(nx)), loss="bce")
+        return training.Task(n_out=1, lattice=(int(nt), int(nx)), loss="bce")
 
     def lines(self) -> list[str]:
         p = self.points
