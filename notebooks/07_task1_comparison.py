@@ -65,7 +65,7 @@ else:
     print(*STORE.lines(), sep="\n")
 if V_FULL is not None:
     full = STORE.table()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(8.6, 4.4))
     ntrain_comparison(ax, full)
     n_inst = int(full.groupby(["label", "augment", "n_train"]).size().min())
     ax.set_title(f"results store (paper profile): {n_inst} instances per point")
@@ -114,7 +114,7 @@ aug = regression.train_grid({f: SPECS[f] for f in P["augment"]}, data, P, tests,
                             sizes=P["n_train"], augment=["translations"], desc="augmented")  # fmt: skip
 both = pd.concat([plain[0], aug[0]], ignore_index=True)
 print(f"{len(both)} instances, {int(both['cached'].sum())} loaded from the cache")
-fig, ax = plt.subplots(figsize=(6.4, 4.4))
+fig, ax = plt.subplots(figsize=(8.6, 4.4))
 ntrain_comparison(ax, both, data.constant_loss())
 ax.set_title(f"task 1 on {data.lattice}: {len(P['seeds'])} instances per point")
 fig.tight_layout()

@@ -122,9 +122,9 @@ def ntrain_comparison(ax, table, constant=None, families=("EQ", "ST", "FL"), val
     ax.set_xlabel(r"training samples $N_\mathrm{train}$")
     ax.set_ylabel("test loss (MSE of $n$, $|\\phi|^2$)")
     ax.legend(
-        title="median (line, ≥ 68 % interval), mean (open)\nmin–max (band), instances (dots)",
-        fontsize=8,
-    )
+        title="median (line, ≥ 68 % interval),\nmean (open), min–max (band),\ninstances (dots)",
+        fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1),
+    )  # fmt: skip
 
 
 # --- task 1: generalization (chapter 08)
