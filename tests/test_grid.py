@@ -122,6 +122,10 @@ def test_map_jobs_inline_and_bad_input(monkeypatch):
     monkeypatch.delenv(grid.SCHEDULER_ENV, raising=False)
     out = grid.map_jobs(lambda item, k: item * k, [1, 2, 3], keys="abc", shared={"k": 2}, workers=0)
     assert out == [2, 4, 6]
+    seen = []
+    grid.map_jobs(lambda item: -item, [1, 2], keys="ab", workers=0,
+                  on_result=lambda i, r: seen.append((i, r)))  # fmt: skip
+    assert seen == [(0, -1), (1, -2)]  # as each job finishes
     with pytest.raises(ValueError, match="distinct names"):
         grid.map_jobs(abs, [1, 2], keys=["a", "a"], workers=0)
     monkeypatch.setenv(grid.WORKERS_ENV, "many")

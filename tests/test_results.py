@@ -134,3 +134,26 @@ def test_store_digest_changes_with_every_new_entry(store):
     assert after != before
     with pytest.raises(ValueError, match="unknown experiment 'nope'"):
         results.store_digest(["nope"], profile="tiny")
+
+
+def test_a_run_stopped_by_a_failure_keeps_the_instances_it_finished(store, monkeypatch):
+    """Entries are written as instances finish, not when their chunk ends."""
+    from qftml import experiments as ex
+
+    real, calls = ex._grid_job, []
+
+    def second_fails(item, **shared):
+        calls.append(item[0])
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return real(item, **shared)
+
+    monkeypatch.setattr(ex, "_grid_job", second_fails)
+    with pytest.raises(RuntimeError, match="killed"):
+        results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lambda *_: None)
+    found = results.entries("task1-comparison")
+    assert [e["instance"]["label"] for e in found] == [calls[0]]  # the first, stored
+    assert found[0]["provenance"]["wall_s"] > 0
+    monkeypatch.setattr(ex, "_grid_job", real)
+    again = results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lambda *_: None)
+    assert again["trained"] == 7 and again["stored"] == 8  # the rest; the first is kept

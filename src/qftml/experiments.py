@@ -136,6 +136,7 @@ def run_grid(
     desc: str = "instances",
     scheduler=None,
     workers: int | None = None,
+    on_instance=None,
 ) -> tuple:
     """Train (or load) every ``label x augment x size x seed`` instance; test each one.
 
@@ -156,7 +157,8 @@ def run_grid(
     ``$QFTML_WORKERS``; ``0``: in this process, as with a GPU ``device``), or on the Dask
     cluster at ``scheduler`` (``$QFTML_SCHEDULER``). Every finished instance is on disk,
     so after a crash the same call trains only what is missing. Trainings are logged in
-    :func:`~qftml.instances.training_log`.
+    :func:`~qftml.instances.training_log`. ``on_instance(row, instance)`` is called for each
+    instance as soon as it is done (``row``: its table row as a dict).
     """
     import pandas as pd
 
@@ -205,9 +207,15 @@ def run_grid(
         X=X, y=y, Xv=Xv, yv=yv, tests=tests, task=task, budget=budget,
         output_names=list(output_names or []), cache=cache, device=device,
     )  # fmt: skip
+
+    def done(j, result):
+        for job, label in slot:
+            if job == j:
+                on_instance({**result[0], "label": label}, result[1])
+
     results = grid.map_jobs(
         _grid_job, items, keys=names, shared=shared, inline=inline, scheduler=scheduler,
-        workers=workers, desc=desc,
+        workers=workers, desc=desc, on_result=done if on_instance is not None else None,
     )  # fmt: skip
     rows = [{**results[j][0], "label": label} for j, label in slot]
     instances = [results[j][1] for j, _ in slot]

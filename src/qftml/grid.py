@@ -124,6 +124,7 @@ def map_jobs(
     scheduler=None,
     workers: int | None = None,
     desc: str = "jobs",
+    on_result: Callable | None = None,
 ) -> list:
     """``[fn(item, **shared) for item in items]``, run as independent jobs named ``keys``.
 
@@ -131,7 +132,8 @@ def map_jobs(
     Jobs with ``inline[i]`` true (e.g. already cached) run in this process, the others on
     the cluster of :func:`get_client`; with ``workers=0`` and no scheduler all run here. A
     progress bar over the jobs shows the time left (silent in CI, see
-    :mod:`qftml.progress`). Results come back in the order of ``items``.
+    :mod:`qftml.progress`). Results come back in the order of ``items``; ``on_result(i,
+    result)`` is called as each one arrives (to keep what finished if a later job fails).
     """
     items = list(items)
     keys = [str(k) for k in keys]
@@ -163,10 +165,15 @@ def map_jobs(
                 if here:
                     results[i] = fn(items[i], **shared)
                     bar.update()
+                    if on_result is not None:
+                        on_result(i, results[i])
             if futures:
                 for fut in as_completed(list(futures)):
-                    results[futures[fut]] = fut.result()
+                    i = futures[fut]
+                    results[i] = fut.result()
                     bar.update()
+                    if on_result is not None:
+                        on_result(i, results[i])
         finally:
             for fut in futures:
                 fut.release()

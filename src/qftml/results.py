@@ -328,9 +328,10 @@ def run(
 ) -> dict:
     """Train every missing instance of ``experiment`` and store it; returns counts.
 
-    Chunks of one ``(N_train, seed)`` (all models) run in order of ``N_train``; each finished
-    chunk is written to the store before the next starts. ``sizes`` restricts the sizes;
-    ``hours`` stops after the chunk that crosses that much wall time.
+    Chunks of one ``(N_train, seed)`` (all models) run in order of ``N_train``; each instance
+    is written to the store as soon as it is trained, so a stopped run keeps every finished
+    one. ``sizes`` restricts the sizes; ``hours`` stops after the chunk that crosses that
+    much wall time.
     """
     from . import datasets
 
@@ -362,21 +363,22 @@ def run(
             labels = [lab for lab, a, mm, ss in todo if (a, mm, ss) == (aug, m, s)]
             if not labels:
                 continue
-            t0 = time.perf_counter()
-            table, insts = experiments.run_grid(
+
+            def store(row, inst):  # as each instance finishes: a stopped run keeps it
+                nonlocal trained
+                record = _entry(plan, row, inst, tests, prov, dkeys, row["seconds"])
+                shutil.copyfile(inst.path, folder / f"{inst.key}.pt")
+                _write_json(folder / f"{inst.key}.json", record)
+                trained += 1
+
+            experiments.run_grid(
                 {lab: plan.specs[lab] for lab in labels}, train.xy, val.xy, tests, sizes=[m],
                 seeds=[s], augment=[None if aug == "none" else aug], task=tk, budget=plan.budget,
                 subset_seed=plan.params["seed"], groups=train.meta["mu"],
                 val_fraction=plan.val_fraction, val_groups=val.meta["mu"],
                 output_names=train.target_names, desc=f"N={m} seed {s} {aug}",
-                scheduler=scheduler, workers=workers,
+                scheduler=scheduler, workers=workers, on_instance=store,
             )  # fmt: skip
-            wall = (time.perf_counter() - t0) / max(len(insts), 1)
-            for row, inst in zip(table.to_dict("records"), insts, strict=True):
-                record = _entry(plan, row, inst, tests, prov, dkeys, wall)
-                shutil.copyfile(inst.path, folder / f"{inst.key}.pt")
-                _write_json(folder / f"{inst.key}.json", record)
-                trained += 1
         elapsed = (time.perf_counter() - start) / 3600
         log(f"  N_train={m} seed {s}: stored ({trained} instances, {elapsed:.2f} h)")
         if hours is not None and elapsed >= hours:
