@@ -23,7 +23,7 @@
 # points on four lattice sizes up to $64\times 64$ {cite}`Favoni:2021talk`. This chapter
 # shows what a network has to compute (a divergence, which a $2\times 2$ kernel can see and a
 # $1\times 1$ kernel cannot) and builds an exact EQ detector by hand; searches EQ, ST and FL
-# architectures and retrains ours and the source's winners as several instances each;
+# architectures and retrains the source's winners (in `paper` also ours) as several instances;
 # reports the test accuracy per parameter point and lattice size with the spread over
 # instances; and shows the first feature maps on a configuration with a violation.
 #
