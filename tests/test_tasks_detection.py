@@ -18,10 +18,10 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from flux_loops import plaquette_loops
 
 from qftml import experiments, figures, nets
 from qftml.datasets import TaskData, insert_worms
-from qftml.lattice import divergence
 from qftml.tasks import detection
 
 PARAMS = dict(
@@ -33,29 +33,12 @@ PARAMS = dict(
 )  # fmt: skip
 
 
-def _valid(n, lattice, rng, loops=6):
-    """Valid configurations (zero divergence): sums of random unit plaquette loops, random l."""
-    nt, nx = lattice
-    k = np.zeros((n, 2, nt, nx), dtype=np.int32)
-    i = np.arange(n)
-    for _ in range(loops):
-        t, x = rng.integers(0, nt, n), rng.integers(0, nx, n)
-        s = rng.choice([-1, 1], n)
-        k[i, 0, t, x] += s
-        k[i, 1, t, (x + 1) % nx] += s
-        k[i, 0, (t + 1) % nt, x] -= s
-        k[i, 1, t, x] -= s
-    l = rng.poisson(0.7, size=k.shape).astype(np.int32)
-    assert (divergence(k) == 0).all()
-    return k, l
-
-
 def _task_data(n_per_point, lattice, points, split, seed=0):
     """Task-2 data: per point ``n_per_point`` configurations, the odd ones with one worm."""
     rng = np.random.default_rng(seed)
     ks, ls, meta = [], [], {k: [] for k in ("eta", "lam", "mu", "n", "phi2", "n_worms")}
     for eta, mu in points:
-        k, l = _valid(n_per_point, lattice, rng)
+        k, l = plaquette_loops(n_per_point, lattice, rng)
         worms = np.arange(n_per_point) % 2
         ins = insert_worms(k, worms, rng, length=(1, 4))
         ks.append(ins.k)

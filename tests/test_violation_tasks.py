@@ -9,6 +9,7 @@ positively homogeneous, sum-pooled EQ networks are extensive under tiling) are c
 import numpy as np
 import pytest
 import torch
+from flux_loops import plaquette_loops
 
 from qftml import datasets as ds
 from qftml import nets
@@ -16,22 +17,10 @@ from qftml.datasets import encode, insert_worms
 from qftml.lattice import divergence, n_violations
 
 
-def _valid(n, lattice, seed=0, loops=6):
-    """Valid configurations (zero divergence): sums of random unit plaquette loops, random l."""
+def _valid(n, lattice, seed=0):
+    """Plaquette-loop configurations and the generator that made them (for the worms)."""
     rng = np.random.default_rng(seed)
-    nt, nx = lattice
-    k = np.zeros((n, 2, nt, nx), dtype=np.int32)
-    i = np.arange(n)
-    for _ in range(loops):
-        t, x = rng.integers(0, nt, n), rng.integers(0, nx, n)
-        s = rng.choice([-1, 1], n)
-        k[i, 0, t, x] += s  # (t, x) -> (t, x+1)
-        k[i, 1, t, (x + 1) % nx] += s  # -> (t+1, x+1)
-        k[i, 0, (t + 1) % nt, x] -= s  # <- (t+1, x)
-        k[i, 1, t, x] -= s  # <- (t, x)
-    l = rng.poisson(0.7, size=k.shape).astype(np.int32)
-    assert (divergence(k) == 0).all()
-    return k, l, rng
+    return (*plaquette_loops(n, lattice, rng), rng)
 
 
 @pytest.mark.parametrize("lattice", [(8, 8), (5, 12), (16, 16)])
