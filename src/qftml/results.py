@@ -357,20 +357,20 @@ def run(
     lattice = tuple(train.x.shape[-2:])
     tk = Task(n_out=len(train.target_names), lattice=lattice, loss="mse")
     start, trained = time.perf_counter(), 0
+
+    def store(row, inst):  # as each instance finishes: a stopped run keeps it
+        nonlocal trained
+        record = _entry(plan, row, inst, tests, prov, dkeys, row["seconds"])
+        shutil.copyfile(inst.path, folder / f"{inst.key}.pt")
+        _write_json(folder / f"{inst.key}.json", record)
+        trained += 1
+
     chunks = sorted({(m, s) for _, _, m, s in todo})
     for m, s in chunks:
         for aug in ("none", "translations"):
             labels = [lab for lab, a, mm, ss in todo if (a, mm, ss) == (aug, m, s)]
             if not labels:
                 continue
-
-            def store(row, inst):  # as each instance finishes: a stopped run keeps it
-                nonlocal trained
-                record = _entry(plan, row, inst, tests, prov, dkeys, row["seconds"])
-                shutil.copyfile(inst.path, folder / f"{inst.key}.pt")
-                _write_json(folder / f"{inst.key}.json", record)
-                trained += 1
-
             experiments.run_grid(
                 {lab: plan.specs[lab] for lab in labels}, train.xy, val.xy, tests, sizes=[m],
                 seeds=[s], augment=[None if aug == "none" else aug], task=tk, budget=plan.budget,

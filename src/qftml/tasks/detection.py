@@ -383,9 +383,6 @@ def search_result(studies: Mapping) -> SearchResult:
 def run_search(data: Data, params: Params, *, families: Sequence[str] = FAMILIES):
     """Run (or load) one optuna study per family, the published winner enqueued first
     (:func:`qftml.experiments.search_studies`); the :func:`search_result` of the studies."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = params.search
     studies = experiments.search_studies(
         families, data.train.xy, data.val.xy, task=data.task, budget=params.search_budget,
