@@ -244,7 +244,12 @@ def test_a_page_showing_the_results_store_changes_key_with_the_store(monkeypatch
     digest["value"] = "b"
     after = {s: book.content_key(s, "ci", package_digest="pkg") for s in book.toc_notebooks()}
     changed = {s for s in before if before[s] != after[s]}
-    assert changed == {"00_statements", "07_task1_comparison", "08_task1_generalization"}
+    assert changed == {
+        "00_statements",
+        "07_task1_comparison",
+        "08_task1_generalization",
+        "09_task2_detection",
+    }
 
 
 def test_reads_are_transitive_and_the_same_in_both_profiles():

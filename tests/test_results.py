@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import textwrap
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 
-from qftml import experiments, results
+from qftml import experiments, figures, results
 
 PROFILE = """\
 tiny:
@@ -117,7 +123,7 @@ def test_statement_table_takes_its_verdicts_from_the_store(store):
     assert (before["verdict"] == "no full-statistics run yet").all()
     results.run("task1-comparison", "tiny", workers=0, log=lambda *_: None)
     t = statements.table("tiny", min_seeds=2)
-    per_mu = results.per_mu_table("task1-comparison", "tiny")
+    per_mu = results.point_table("task1-comparison", "tiny")
     inside = regression.in_range(per_mu[per_mu["lattice"] == "60x4"], 0.95, 1.05)
     v = regression.compare_families(inside)
     want = "confirmed" if v.eq_established else "not confirmed"
@@ -157,3 +163,82 @@ def test_a_run_stopped_by_a_failure_keeps_the_instances_it_finished(store, monke
     monkeypatch.setattr(ex, "_grid_job", real)
     again = results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lambda *_: None)
     assert again["trained"] == 7 and again["stored"] == 8  # the rest; the first is kept
+
+
+PROFILE_TASK2 = """\
+tiny2:
+  datasets:
+    seed: 12
+    jobs: 1
+    sampler: {n_therm: 20, pilot: 60, tau_factor: 2.0}
+    task2:
+      lam: 1.0
+      violated_worms: 1
+      worm_length: [1, 6]
+      train: {lattices: [8x8], points: [[4.25, 1.0], [4.01, 1.5]], n: 24}
+      val: {lattices: [8x8], points: [[4.25, 1.0], [4.01, 1.5]], n: 8}
+      test: {lattices: [8x8, 12x12], eta: [4.01, 4.25], mu: [1.0, 1.5], n: 6}
+  09_task2_detection:
+    reads: [datasets]
+    seed: 5
+    instances: 2
+    budget: {max_epochs: 2, patience: 2, batch_size: 8, lr: 0.003, optimizer: adam,
+             amsgrad: false, min_epochs: 0}
+    search: {n_trials: 1, jobs: 1}
+"""
+
+
+def test_task2_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeypatch):
+    """The task-2 experiment trains the instances chapter 09-task2 trains (same keys), stores
+    accuracy per (lattice, eta, mu), reads back into the chapter's tables and verifies."""
+    from qftml import datasets
+    from qftml.tasks import detection
+
+    prof = tmp_path / "profiles.yml"
+    prof.write_text(PROFILE_TASK2)
+    for name, value in [("QFTML_PROFILES", prof), ("QFTML_DATA", tmp_path / "data"),
+                        ("QFTML_RESULTS", tmp_path / "results"), ("QFTML_QUIET", "1"),
+                        ("QFTML_WORKERS", "0")]:  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    out = results.run("task2-detection", "tiny2", log=lambda *_: None)
+    assert out == {"planned": 6, "stored": 6, "trained": 6}  # EQ, ST, FL x 2 seeds
+    found = results.entries("task2-detection")
+    e = next(x for x in found if x["instance"]["family"] == "EQ")
+    assert e["instance"]["n_train"] == 48 and set(e["tests"]) == {"8x8", "12x12"}
+    t = e["tests"]["12x12"]
+    assert (t["eta"], t["mu"]) == ([4.01, 4.01, 4.25, 4.25], [1.0, 1.5, 1.0, 1.5])
+    assert all(0 <= a <= 1 for a in t["accuracy"]) and 0 <= e["val_accuracy"] <= 1
+    fl = next(x for x in found if x["instance"]["family"] == "FL")
+    assert fl["tests"]["12x12"]["accuracy"] == [None] * 4  # FL runs on 8x8 only
+
+    # the chapter's own retraining of the same winners: the same keys and accuracies
+    lats = datasets.lattices(2, "tiny2", "test")
+    data = detection.prepare(
+        datasets.load_task2("tiny2", "train"), datasets.load_task2("tiny2", "val"),
+        {lat: datasets.load_task2("tiny2", "test", lat) for lat in lats},
+    )  # fmt: skip
+    par = detection.Params.from_dict(results.plan_task2_detection("tiny2").params)
+    specs = results.plan_task2_detection("tiny2").specs
+    live = detection.retrain(data, specs, par)
+    assert set(live.table["key"]) == {x["keys"]["model"] for x in found}
+    assert int(live.table["cached"].sum()) == 6  # nothing retrained: the store's instances
+    S = detection.stored(profile="tiny2")
+    assert (S.n, S.planned, S.complete, S.labels) == (6, 6, True, list(specs))
+    key = ["label", "seed", "lattice", "eta", "mu"]
+    a = live.accuracy.sort_values(key).reset_index(drop=True)
+    b = S.accuracy.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_series_equal(a["accuracy"], b["accuracy"], rtol=1e-6)
+    pd.testing.assert_frame_equal(S.summary(), live.summary(), rtol=1e-6)
+    assert S.verdict() is None  # 2 instances per model: below min_seeds = 3
+    assert S.verdict(min_seeds=2).lines() == detection.family_verdict(live.accuracy, lats).lines()
+    assert S.train_points == [(4.01, 1.5), (4.25, 1.0)]
+    fig, ax = plt.subplots()
+    figures.accuracy_map(ax, S, "EQ published", S.train_points)  # the chapter's figure
+    assert ax.get_title() == "EQ published (2 instances)"
+    plt.close(fig)
+    summary = results.summary("tiny2")["task2"]
+    assert {(r["family"], r["instances"]) for r in summary} == {("EQ", 2), ("ST", 2), ("FL", 2)}
+    lines = []
+    assert results.verify(sample=2, retrain=1, log=lines.append), lines
+    assert any("bitwise equal" in line for line in lines)
+    assert any("re-evaluated" in line and "eta=" in line for line in lines)

@@ -26,6 +26,10 @@ Experiments (:data:`EXPERIMENTS`):
   translations, 10 instances at every ``N_train`` of chapter 07's section, each tested on
   every test lattice and chemical potential of the ``datasets.task1.test`` split (the
   lattice-size and mu-extrapolation tests on the same instances).
+- ``task2-detection``: the published task-2 winners (EQ, ST, FL), chapter 09-task2's
+  ``instances`` on its whole training set (the source's N_train = 4000), each tested on
+  every test lattice and ``(eta, mu)`` of the ``datasets.task2.test`` split (binary
+  cross-entropy and accuracy at threshold 1/2).
 """
 
 from __future__ import annotations
@@ -59,7 +63,6 @@ __all__ = [
     "complete_sizes",
     "coverage",
     "current_entries",
-    "per_mu_table",
     "provenance_summary",
     "select_complete",
     "store_digest",
@@ -69,6 +72,8 @@ __all__ = [
     "entries",
     "load_table",
     "plan_task1_comparison",
+    "plan_task2_detection",
+    "point_table",
     "run",
     "store_dir",
     "summary",
@@ -78,7 +83,10 @@ __all__ = [
 #: Layout version of an entry; an entry of another version is reported as stale.
 SCHEMA = 1
 #: Experiment name -> (task, profile section it reads).
-EXPERIMENTS = {"task1-comparison": (1, "07_task1_comparison")}
+EXPERIMENTS = {
+    "task1-comparison": (1, "07_task1_comparison"),
+    "task2-detection": (2, "09_task2_detection"),
+}
 #: Relative tolerance of a re-evaluated test loss against the stored one: evaluation is
 #: deterministic, but the summation order of a batched forward pass may differ between
 #: thread counts and CPUs (float32 rounding, ~1e-7 per operation).
@@ -100,7 +108,8 @@ def store_dir() -> Path:
 
 @dataclass(frozen=True)
 class Plan:
-    """The instances of one experiment: ``(label, spec, augment, n_train, seed)`` chunks."""
+    """The instances of one experiment: ``(label, spec, augment, n_train, seed)`` chunks,
+    and how they are trained and tested."""
 
     experiment: str
     profile: str
@@ -111,6 +120,10 @@ class Plan:
     seeds: list
     budget: Budget
     val_fraction: float | None
+    loss: str = "mse"  # the task's loss (qftml.training.Task)
+    points: tuple = ("mu",)  # the metadata that name one test file of a lattice
+    subset_seed: int = 0  # seed of the nested training subsets
+    groups: str | None = "mu"  # metadata the subsets are balanced over (None: not balanced)
 
     def instances(self) -> list[tuple[str, str, int, int]]:
         """``(label, augment, n_train, seed)`` in run order: size, then seed, then model."""
@@ -136,11 +149,35 @@ def plan_task1_comparison(profile: str = "paper", params: dict | None = None) ->
     return Plan(
         "task1-comparison", profile, P, specs, augment, sorted(int(m) for m in P["n_train"]),
         [int(s) for s in P["seeds"]], Budget.from_params(resolve_precision(P.get("train") or {})),
-        P.get("val_fraction"),
+        P.get("val_fraction"), subset_seed=int(P["seed"]),
     )  # fmt: skip
 
 
-_PLANS: dict[str, Callable[..., Plan]] = {"task1-comparison": plan_task1_comparison}
+def plan_task2_detection(profile: str = "paper", params: dict | None = None) -> Plan:
+    """Chapter 09-task2's retraining of the published winners in ``profile``: its
+    ``instances`` seeds of each on the whole training and validation sets (as
+    :func:`qftml.tasks.detection.retrain`, so the keys are the chapter's).
+
+    ``params`` replaces the profile section ``09_task2_detection`` (tests use it).
+    """
+    from .datasets.jobs import jobs_for
+    from .tasks.detection import FAMILIES, Params
+
+    P = notebook_params("09_task2_detection", profile) if params is None else params
+    par = Params.from_dict(P)
+    specs = {f"{f} published": nets.published(2, f).spec for f in FAMILIES}
+    n_train = sum(j.n_total for j in jobs_for(2, profile, "train"))
+    return Plan(
+        "task2-detection", profile, P, specs, {lab: ["none"] for lab in specs}, [n_train],
+        list(range(par.instances)), par.train_budget, None, loss="bce", points=("eta", "mu"),
+        groups=None,
+    )  # fmt: skip
+
+
+_PLANS: dict[str, Callable[..., Plan]] = {
+    "task1-comparison": plan_task1_comparison,
+    "task2-detection": plan_task2_detection,
+}
 
 
 def _plan(experiment: str, profile: str) -> Plan:
@@ -250,9 +287,12 @@ def _entry_digest(record: dict) -> str:
 def current_entries(experiment: str, profile: str = "paper", root: Path | None = None):
     """The entries of ``experiment`` that match today's code, recipe and data keys of
     ``profile`` (the ones a page may show; ``results verify`` lists the others)."""
+    found = entries(experiment, root)
+    if not found:  # nothing to judge (the profile need not define the experiment)
+        return []
     plan = _plan(experiment, profile)
     dkeys = data_keys(EXPERIMENTS[experiment][0], profile)
-    return [e for e in entries(experiment, root) if _is_current(e, plan, dkeys)]
+    return [e for e in found if _is_current(e, plan, dkeys)]
 
 
 def entries(experiment: str, root: Path | None = None) -> list[dict]:
@@ -272,28 +312,36 @@ def entries(experiment: str, root: Path | None = None) -> list[dict]:
 
 
 def _test_sets(plan: Plan) -> dict[str, tuple]:
-    """Every (test lattice, mu) file of the plan's task as its own test set ``"LxT@mu"``."""
+    """Every test file (lattice and ``plan.points``) of the plan's task as its own test set,
+    named ``"LxT@v1,v2"``: ``{name: (lattice, {point: value}, (X, y))}``."""
     from . import datasets
 
     task = EXPERIMENTS[plan.experiment][0]
     out = {}
     for lat in datasets.lattices(task, plan.profile, "test"):
         data = datasets.load(task, plan.profile, "test", lat, log=lambda *_: None)
-        for (mu,), part in data.groups("mu"):
-            out[f"{lat}@{float(mu):.6g}"] = part.xy
+        for values, part in data.groups(*plan.points):
+            name = f"{lat}@{','.join(f'{float(v):.6g}' for v in values)}"
+            out[name] = (lat, dict(zip(plan.points, map(float, values), strict=True)), part.xy)
     return out
 
 
-def _entry(plan, row: dict, inst, tests_meta, prov, dkeys, wall: float) -> dict:
+def _entry(plan, row: dict, inst, tests, metrics, outputs, prov, dkeys) -> dict:
+    """One store entry: the instance, its keys and history, and per test lattice the
+    loss (per output where there are several, accuracy for ``"bce"``) at every point;
+    ``metrics`` are :func:`qftml.experiments.evaluate_instance`'s on ``tests`` and ``"val"``."""
     spec = plan.specs[row["label"]]
-    tests: dict[str, dict] = {}
-    for name in tests_meta:
-        lat, mu = name.split("@")
-        t = tests.setdefault(lat, {"mu": [], "loss": [], "loss_n": [], "loss_phi2": []})
-        t["mu"].append(float(mu))
-        t["loss"].append(row[name])
-        t["loss_n"].append(row.get(f"{name}[n]", math.nan))
-        t["loss_phi2"].append(row.get(f"{name}[phi2]", math.nan))
+    by_lattice: dict[str, dict] = {}
+    for name, (lat, point, _) in tests.items():
+        m = metrics[name]
+        t = by_lattice.setdefault(lat, {p: [] for p in plan.points} | {"loss": []})
+        for p, v in point.items():
+            t[p].append(v)
+        t["loss"].append(m["loss"])
+        for j, out in enumerate(outputs if len(outputs) > 1 else []):
+            t.setdefault(f"loss_{out}", []).append(m.get(f"loss_{j}", math.nan))
+        if plan.loss == "bce":
+            t.setdefault("accuracy", []).append(m.get("accuracy", math.nan))
     record = {
         "schema": SCHEMA,
         "experiment": plan.experiment,
@@ -307,9 +355,11 @@ def _entry(plan, row: dict, inst, tests_meta, prov, dkeys, wall: float) -> dict:
         "best_epoch": inst.history.get("best_epoch"),
         "best_val_loss": inst.history.get("best_val_loss"),
         "train_seconds": inst.history.get("seconds"),
-        "tests": tests,
-        "provenance": {**prov, "wall_s": wall, "date": _now()},
+        "tests": by_lattice,
+        "provenance": {**prov, "wall_s": row["seconds"], "date": _now()},
     }  # fmt: skip
+    if plan.loss == "bce":
+        record["val_accuracy"] = metrics["val"]["accuracy"]
     record = _round(record)
     record["checksum"] = _entry_digest(record)
     return record
@@ -355,12 +405,15 @@ def run(
     elif grid.local_workers(workers) > 0:  # local workers get cores // workers threads
         prov["threads"] = max(1, grid.cores() // grid.local_workers(workers))
     lattice = tuple(train.x.shape[-2:])
-    tk = Task(n_out=len(train.target_names), lattice=lattice, loss="mse")
+    tk = Task(n_out=len(train.target_names), lattice=lattice, loss=plan.loss)
+    test_xy = {name: xy for name, (_, _, xy) in tests.items()}
     start, trained = time.perf_counter(), 0
 
     def store(row, inst):  # as each instance finishes: a stopped run keeps it
         nonlocal trained
-        record = _entry(plan, row, inst, tests, prov, dkeys, row["seconds"])
+        # the grid's own evaluations, from the instance's cache (and the validation set)
+        metrics = experiments.evaluate_instance(inst, {**test_xy, "val": val.xy}, task=tk)
+        record = _entry(plan, row, inst, tests, metrics, train.target_names, prov, dkeys)
         shutil.copyfile(inst.path, folder / f"{inst.key}.pt")
         _write_json(folder / f"{inst.key}.json", record)
         trained += 1
@@ -372,10 +425,10 @@ def run(
             if not labels:
                 continue
             experiments.run_grid(
-                {lab: plan.specs[lab] for lab in labels}, train.xy, val.xy, tests, sizes=[m],
+                {lab: plan.specs[lab] for lab in labels}, train.xy, val.xy, test_xy, sizes=[m],
                 seeds=[s], augment=[None if aug == "none" else aug], task=tk, budget=plan.budget,
-                subset_seed=plan.params["seed"], groups=train.meta["mu"],
-                val_fraction=plan.val_fraction, val_groups=val.meta["mu"],
+                subset_seed=plan.subset_seed, groups=_groups(plan, train),
+                val_fraction=plan.val_fraction, val_groups=_groups(plan, val),
                 output_names=train.target_names, desc=f"N={m} seed {s} {aug}",
                 scheduler=scheduler, workers=workers, on_instance=store,
             )  # fmt: skip
@@ -390,6 +443,19 @@ def run(
 # --------------------------------------------------------------------------------------------
 # Reading the store
 # --------------------------------------------------------------------------------------------
+
+
+def _groups(plan: Plan, data):
+    """The metadata column ``plan.groups`` of ``data`` (None: subsets not balanced)."""
+    return None if plan.groups is None else data.meta[plan.groups]
+
+
+def _points(entry: dict, plan: Plan) -> list[tuple[str, int, dict]]:
+    """``(lattice, index, {point: value})`` of every test file with a stored loss."""
+    return [
+        (lat, j, {p: t[p][j] for p in plan.points})
+        for lat, t in entry["tests"].items() for j, v in enumerate(t["loss"]) if v is not None
+    ]  # fmt: skip
 
 
 def _now() -> str:
@@ -431,7 +497,7 @@ def load_table(experiment: str = "task1-comparison", profile: str = "paper", roo
 
     Columns: ``label, family, augment, n_train, seed, val, epochs, best_epoch, lattice,
     test`` (the mean test loss over the lattice's chemical potentials) and ``test[n]``,
-    ``test[phi2]``; per-mu losses are in :func:`per_mu_table`.
+    ``test[phi2]``; per-mu losses are in :func:`point_table`.
     """
     import pandas as pd
 
@@ -455,20 +521,19 @@ def load_table(experiment: str = "task1-comparison", profile: str = "paper", roo
     return pd.DataFrame(rows)
 
 
-def per_mu_table(experiment: str = "task1-comparison", profile: str = "paper", root=None):
-    """One row per instance, test lattice and mu: ``..., lattice, mu, loss, loss_n, loss_phi2``."""
+def point_table(experiment: str = "task1-comparison", profile: str = "paper", root=None):
+    """One row per instance, test lattice and test file: ``label, family, augment, n_train,
+    seed, lattice``, the file's point (``mu``; ``eta, mu`` for task 2), ``loss``, and the
+    loss per output (``loss_n, loss_phi2``) or the ``accuracy`` where the entries hold them."""
     import pandas as pd
 
     rows = []
     for e in current_entries(experiment, profile, root):
         inst = e["instance"]
+        base = {k: inst[k] for k in ("label", "family", "augment", "n_train", "seed")}
         for lat, t in e["tests"].items():
-            for j, mu in enumerate(t["mu"]):
-                rows.append({
-                    "label": inst["label"], "family": inst["family"], "augment": inst["augment"],
-                    "n_train": inst["n_train"], "seed": inst["seed"], "lattice": lat, "mu": mu,
-                    "loss": t["loss"][j], "loss_n": t["loss_n"][j], "loss_phi2": t["loss_phi2"][j],
-                })  # fmt: skip
+            for j in range(len(t["loss"])):
+                rows.append({**base, "lattice": lat, **{c: v[j] for c, v in t.items()}})
     return pd.DataFrame(rows, dtype=object).infer_objects()
 
 
@@ -615,21 +680,16 @@ def verify(
         ok &= stale == 0
         for e in rng.sample(found, min(sample, len(found))):
             model = load_model(Path(e["_path"]).with_suffix(".pt"))
-            runnable = [
-                (lat, j) for lat, t in e["tests"].items() for j in range(len(t["mu"]))
-                if t["loss"][j] is not None
-            ]  # fmt: skip
-            lat, j = rng.choice(runnable)
-            mu = e["tests"][lat]["mu"][j]
-            data = datasets.load(task, profile, "test", lat, mu=mu, log=lambda *_: None)
-            got = evaluate(model, data.xy, loss="mse")["loss"]
+            lat, j, point = rng.choice(_points(e, plan))
+            data = datasets.load(task, profile, "test", lat, log=lambda *_: None, **point)
+            got = evaluate(model, data.xy, loss=plan.loss)["loss"]
             want = e["tests"][lat]["loss"][j]
             good = abs(got - want) <= EVAL_RTOL * abs(want)
             ok &= good
             log(
                 f"  re-evaluated {e['instance']['label']} N={e['instance']['n_train']} seed "
-                f"{e['instance']['seed']} on {lat} mu={mu:g}: {got:.7g} vs stored {want:.7g} "
-                f"({'ok' if good else 'MISMATCH'}, rtol {EVAL_RTOL:g})"
+                f"{e['instance']['seed']} on {lat} {_where(point)}: {got:.7g} vs stored "
+                f"{want:.7g} ({'ok' if good else 'MISMATCH'}, rtol {EVAL_RTOL:g})"
             )
         ok &= _verify_retrain(found, plan, retrain, log)
     return ok
@@ -654,20 +714,16 @@ def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
         train = datasets.load(task, plan.profile, "train", log=lambda *_: None)
         val = datasets.load(task, plan.profile, "val", log=lambda *_: None)
         lattice = tuple(train.x.shape[-2:])
-        tk = Task(n_out=len(train.target_names), lattice=lattice, loss="mse")
-        lat, j = next(
-            (lat, j) for lat, t in e["tests"].items() for j, v in enumerate(t["loss"])
-            if v is not None
-        )  # fmt: skip
-        mu = e["tests"][lat]["mu"][j]
-        test = datasets.load(task, plan.profile, "test", lat, mu=mu, log=lambda *_: None)
+        tk = Task(n_out=len(train.target_names), lattice=lattice, loss=plan.loss)
+        lat, j, point = _points(e, plan)[0]
+        test = datasets.load(task, plan.profile, "test", lat, log=lambda *_: None, **point)
         with _threads(int(e["provenance"].get("threads") or 1)):
             table, insts = experiments.run_grid(
                 {i["label"]: i["spec"]}, train.xy, val.xy, {"t": test.xy}, sizes=[i["n_train"]],
                 seeds=[i["seed"]], augment=[None if i["augment"] == "none" else i["augment"]],
-                task=tk, budget=plan.budget, subset_seed=plan.params["seed"],
-                groups=train.meta["mu"], val_fraction=plan.val_fraction,
-                val_groups=val.meta["mu"], cache=False, workers=0, desc="retrain",
+                task=tk, budget=plan.budget, subset_seed=plan.subset_seed,
+                groups=_groups(plan, train), val_fraction=plan.val_fraction,
+                val_groups=_groups(plan, val), cache=False, workers=0, desc="retrain",
             )  # fmt: skip
         stored = load_model(Path(e["_path"]).with_suffix(".pt"))
         same = instances._weights_digest(stored) == instances._weights_digest(insts[0].model)
@@ -676,10 +732,15 @@ def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
         ok &= same or close
         log(
             f"  retrained {i['label']} N={i['n_train']} seed {i['seed']}: weights "
-            f"{'bitwise equal' if same else 'differ'}; test loss on {lat} mu={mu:g} {got:.7g} vs "
-            f"stored {want:.7g} ({'ok' if same or close else 'MISMATCH'}, rtol {RETRAIN_RTOL:g})"
+            f"{'bitwise equal' if same else 'differ'}; test loss on {lat} {_where(point)} "
+            f"{got:.7g} vs stored {want:.7g} ({'ok' if same or close else 'MISMATCH'}, "
+            f"rtol {RETRAIN_RTOL:g})"
         )
     return ok
+
+
+def _where(point: dict) -> str:
+    return " ".join(f"{p}={v:g}" for p, v in point.items())
 
 
 class _threads:

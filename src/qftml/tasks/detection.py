@@ -15,6 +15,9 @@ breaks the law at its two ends :cite:p:`Bulusu:2021njs`. The chapter's checks an
 - :func:`run_search` and :func:`retrain`: the optuna search per family and the instances of
   the winners (:func:`qftml.experiments.run_grid`), with the accuracy per instance, lattice
   and parameter point.
+- :func:`stored`: the ``paper`` profile's instances of the published winners from the
+  results store (:mod:`qftml.results`, ``task2-detection``), with the same tables and
+  verdicts as a live retraining.
 - :func:`family_verdict`: the best EQ and ST architecture on the largest lattice, and whether
   the published EQ winner's error ``1 - accuracy`` there is smaller than the published ST
   winner's: one-sided Mann-Whitney test (:func:`qftml.experiments.compare`) at ``alpha``.
@@ -59,6 +62,7 @@ __all__ = [
     "Params",
     "PoolingCheck",
     "Retraining",
+    "Stored",
     "SearchResult",
     "ShuffleCheck",
     "StencilCheck",
@@ -78,6 +82,7 @@ __all__ = [
     "prepare",
     "readable",
     "retrain",
+    "stored",
     "run_search",
     "search_result",
     "shuffle_check",
@@ -397,8 +402,25 @@ def run_search(data: Data, params: Params, *, families: Sequence[str] = FAMILIES
 # --------------------------------------------------------------------------------------------
 
 
+class _AccuracyTable:
+    """What :class:`Retraining` and :class:`Stored` read off their long ``accuracy`` table
+    (columns ``label, seed, lattice, eta, mu, accuracy``) over ``lattices`` and ``labels``."""
+
+    def accuracy_grid(self, label: str):
+        """``(mean, minimum)`` accuracy over instances, lattice (rows) x ``(eta, mu)``."""
+        sub = self.accuracy[self.accuracy["label"] == label]
+        kw = dict(index="lattice", columns=["eta", "mu"], values="accuracy")
+        mean = sub.pivot_table(aggfunc="mean", **kw).reindex(self.lattices)
+        lo = sub.pivot_table(aggfunc="min", **kw).reindex(self.lattices)
+        return mean, lo
+
+    def summary(self):
+        """:func:`accuracy_summary` of these instances."""
+        return accuracy_summary(self.accuracy, self.labels, self.lattices)
+
+
 @dataclass
-class Retraining:
+class Retraining(_AccuracyTable):
     """Instances of each architecture and their accuracy on every test set."""
 
     specs: dict  # label -> spec
@@ -426,18 +448,6 @@ class Retraining:
         acc = g["val accuracy"].agg(["min", "median", "max"])
         acc.columns = pd.MultiIndex.from_product([["val accuracy"], acc.columns])
         return out.join(acc).reindex(self.labels)
-
-    def accuracy_grid(self, label: str):
-        """``(mean, minimum)`` accuracy over instances, lattice (rows) x ``(eta, mu)``."""
-        sub = self.accuracy[self.accuracy["label"] == label]
-        kw = dict(index="lattice", columns=["eta", "mu"], values="accuracy")
-        mean = sub.pivot_table(aggfunc="mean", **kw).reindex(self.lattices)
-        lo = sub.pivot_table(aggfunc="min", **kw).reindex(self.lattices)
-        return mean, lo
-
-    def summary(self):
-        """:func:`accuracy_summary` of this run."""
-        return accuracy_summary(self.accuracy, self.labels, self.lattices)
 
     def lines(self) -> list[str]:
         t = self.table
@@ -479,6 +489,86 @@ def retrain(data: Data, specs: Mapping, params: Params, *, desc="task 2 instance
         task=data.task, budget=params.train_budget, desc=desc,
     )  # fmt: skip
     return assess(specs, table, instances, data)
+
+
+@dataclass
+class Stored(_AccuracyTable):
+    """The ``paper`` profile's retraining of the published winners, read from the results
+    store (:mod:`qftml.results`, experiment ``task2-detection``)."""
+
+    n: int  # current entries
+    planned: int  # instances of the profile's plan
+    provenance: dict  # results.provenance_summary
+    accuracy: object  # DataFrame: label, family, seed, test, accuracy, lattice, eta, mu
+    validation: object  # DataFrame per instance: label, family, seed, val, epochs, val accuracy
+    lattices: list
+    labels: list
+    train_points: list  # (eta, mu) of the training set
+    plan: object  # qftml.results.Plan of the experiment in the profile
+
+    @property
+    def complete(self) -> bool:
+        return self.n == self.planned
+
+    def instances(self) -> dict:
+        """Stored instances per label."""
+        seeds = self.validation.groupby("label")["seed"].nunique()
+        return {label: int(seeds.get(label, 0)) for label in self.labels}
+
+    def verdict(self, alpha: float = 0.05, *, min_seeds: int = 3) -> FamilyVerdict | None:
+        """:func:`family_verdict` on the stored instances, once every label has at least
+        ``min_seeds`` (else None: no comparison is attempted on a store just begun)."""
+        if min(self.instances().values(), default=0) < min_seeds:
+            return None
+        return family_verdict(self.accuracy, self.lattices, alpha=alpha)
+
+    def lines(self) -> list[str]:
+        p = self.provenance
+        state = "complete" if self.complete else "PARTIAL"
+        b = self.plan.budget
+        return [
+            f"plan ({self.plan.profile} profile): {len(self.plan.seeds)} instances of each of "
+            f"{', '.join(self.labels)} on N_train = {self.plan.sizes[0]}, at most "
+            f"{b.max_epochs} epochs (patience {b.patience}, batch {b.batch_size}, lr {b.lr:g})",
+            f"results store: {self.n} of {self.planned} planned instances ({state}), "
+            f"{p['train_hours']:.2f} h of training on {', '.join(p['machines']) or '-'}, "
+            f"{p['first'] or '-'} .. {p['last'] or '-'}",
+            "instances per model: " + ", ".join(f"{k} {v}" for k, v in self.instances().items()),
+        ]
+
+
+def stored(experiment: str = "task2-detection", profile: str = "paper", root=None) -> Stored:
+    """The store's current entries of ``experiment`` made with ``profile``: coverage,
+    provenance, per-instance validation and the accuracy on every test set."""
+    import pandas as pd
+
+    from .. import datasets, results
+    from ..datasets.jobs import jobs_for
+
+    n, planned, _ = results.coverage(experiment, profile, root)
+    plan = results.plan_task2_detection(profile)
+    t = results.point_table(experiment, profile, root)
+    cols = ["label", "family", "seed", "test", "accuracy", "lattice", "eta", "mu"]
+    if len(t):
+        t = t.assign(
+            test=[
+                f"{lat} eta={e:g} mu={m:g}"
+                for lat, e, m in zip(t["lattice"], t["eta"], t["mu"], strict=True)
+            ]
+        )
+        t["accuracy"] = t["accuracy"].astype(float)  # None (FL elsewhere) -> NaN
+    acc = t[cols] if len(t) else pd.DataFrame(columns=cols)
+    val = pd.DataFrame(
+        [{"label": e["instance"]["label"], "family": e["instance"]["family"],
+          "seed": e["instance"]["seed"], "val": e["best_val_loss"],
+          "epochs": (e["history"]["epoch"] or [0])[-1], "val accuracy": e.get("val_accuracy")}
+         for e in results.current_entries(experiment, profile, root)],
+        columns=["label", "family", "seed", "val", "epochs", "val accuracy"],
+    )  # fmt: skip
+    points = sorted({(j.eta, j.mu) for j in jobs_for(2, profile, "train")})
+    prov = results.provenance_summary(experiment, profile, root)
+    lattices = datasets.lattices(2, profile, "test")
+    return Stored(n, planned, prov, acc, val, lattices, list(plan.specs), points, plan)
 
 
 def accuracy_summary(accuracy, labels: Sequence[str], lattices: Sequence[str]):

@@ -195,7 +195,7 @@ def in_range(per_mu, lo: float, hi: float, *, tol: float = 1e-9):
     """Per instance, the mean per-mu losses over ``lo <= mu <= hi`` (equal counts per mu).
 
     ``per_mu`` has one row per instance and mu (``label, augment, n_train, seed, mu,
-    loss, loss_n, loss_phi2``, as :func:`qftml.results.per_mu_table` on one lattice);
+    loss, loss_n, loss_phi2``, as :func:`qftml.results.point_table` on one lattice);
     returns one row per instance with ``test``, ``test[n]``, ``test[phi2]``.
     """
     sel = per_mu[(per_mu["mu"] >= lo - tol) & (per_mu["mu"] <= hi + tol)]
@@ -684,7 +684,7 @@ class Stored:
     planned: int
     chunks: dict  # N_train -> seeds at which every model is stored
     provenance: dict
-    per_mu: object  # DataFrame (results.per_mu_table) of the finished chunks (>= 3 seeds)
+    per_mu: object  # DataFrame (results.point_table) of the finished chunks (>= 3 seeds)
     lattice: str  # the training lattice and range of the paper profile
     mu_range: tuple
 
@@ -735,7 +735,7 @@ def stored(experiment: str = "task1-comparison", profile: str = "paper", root=No
     lattice, lo, hi = results.training_range(1, profile)
     n, planned, _ = results.coverage(experiment, profile, root)
     chunks = results.complete_seeds(experiment, profile, root)
-    per_mu = results.per_mu_table(experiment, profile, root)
+    per_mu = results.point_table(experiment, profile, root)
     return Stored(
         n, planned, chunks, results.provenance_summary(experiment, profile, root),
         results.select_complete(per_mu, chunks), lattice, (lo, hi),

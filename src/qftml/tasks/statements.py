@@ -51,7 +51,7 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = 3):
     if sizes:
         lat, lo, hi = results.training_range(1, profile)
         per_mu = results.select_complete(
-            results.per_mu_table("task1-comparison", profile, root), chunks, min_seeds=min_seeds
+            results.point_table("task1-comparison", profile, root), chunks, min_seeds=min_seeds
         )
         inside = regression.in_range(per_mu[per_mu["lattice"] == lat], lo, hi)
         v = regression.compare_families(inside)
