@@ -60,7 +60,7 @@ PAR = detection.Params.from_dict(P)
 # instances of each are stored.
 
 # %% tags=["hide-input"]
-STORE = detection.stored(profile=P["store"][0]) if P["store"] else None
+STORE = detection.stored(P["store"][0]) if P["store"] else None
 V_FULL = STORE.verdict(PAR.alpha) if STORE else None
 if STORE is None:
     print("this profile recomputes everything: no stored results are shown")
