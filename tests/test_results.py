@@ -165,6 +165,16 @@ def test_a_run_stopped_by_a_failure_keeps_the_instances_it_finished(store, monke
     assert again["trained"] == 7 and again["stored"] == 8  # the rest; the first is kept
 
 
+def _profile_store(text, tmp_path, monkeypatch):
+    """A profiles file of ``text`` and empty data and results folders, in-process grids."""
+    prof = tmp_path / "profiles.yml"
+    prof.write_text(text)
+    for name, value in [("QFTML_PROFILES", prof), ("QFTML_DATA", tmp_path / "data"),
+                        ("QFTML_RESULTS", tmp_path / "results"), ("QFTML_QUIET", "1"),
+                        ("QFTML_WORKERS", "0")]:  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+
+
 PROFILE_TASK2 = """\
 tiny2:
   datasets:
@@ -194,12 +204,7 @@ def test_task2_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     from qftml import datasets
     from qftml.tasks import detection
 
-    prof = tmp_path / "profiles.yml"
-    prof.write_text(PROFILE_TASK2)
-    for name, value in [("QFTML_PROFILES", prof), ("QFTML_DATA", tmp_path / "data"),
-                        ("QFTML_RESULTS", tmp_path / "results"), ("QFTML_QUIET", "1"),
-                        ("QFTML_WORKERS", "0")]:  # fmt: skip
-        monkeypatch.setenv(name, str(value))
+    _profile_store(PROFILE_TASK2, tmp_path, monkeypatch)
     out = results.run("task2-detection", "tiny2", log=lambda *_: None)
     assert out == {"planned": 6, "stored": 6, "trained": 6}  # EQ, ST, FL x 2 seeds
     found = results.entries("task2-detection")
@@ -242,3 +247,69 @@ def test_task2_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     assert results.verify(sample=2, retrain=1, log=lines.append), lines
     assert any("bitwise equal" in line for line in lines)
     assert any("re-evaluated" in line and "eta=" in line for line in lines)
+
+
+PROFILE_TASK3 = """\
+tiny3:
+  datasets:
+    seed: 13
+    jobs: 1
+    sampler: {n_therm: 20, pilot: 60, tau_factor: 2.0}
+    task3:
+      lam: 1.0
+      worm_length: [1, 6]
+      train: {lattices: [8x8], points: [[4.25, 1.0], [4.01, 1.5]], worms: [0, 5], n: 6}
+      val: {lattices: [8x8], points: [[4.25, 1.0]], worms: [0, 5], n: 4}
+      test: {lattices: [8x8, 16x16], eta: [4.01], mu: [1.0, 1.5], worms: [0, 1, 5], n: 3}
+  09_task3_counting:
+    reads: [datasets]
+    seed: 5
+    instances: 2
+    budget: {max_epochs: 2, patience: 2, batch_size: 8, lr: 0.003, optimizer: adam,
+             amsgrad: false, min_epochs: 0}
+"""
+
+
+def test_task3_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeypatch):
+    """The task-3 experiment trains the instances chapter 09-task3 trains (same keys), stores
+    the MSE and exact fraction per (lattice, eta, mu, worms), reads back into the chapter's
+    tables (the same numbers as the live retraining) and verifies."""
+    from qftml import datasets
+    from qftml.tasks import counting
+
+    _profile_store(PROFILE_TASK3, tmp_path, monkeypatch)
+    out = results.run("task3-counting", "tiny3", log=lambda *_: None)
+    assert out == {"planned": 18, "stored": 18, "trained": 18}  # nine winners x 2 seeds
+    found = results.entries("task3-counting")
+    e = next(x for x in found if x["instance"]["label"] == "1st EQ")
+    assert e["instance"]["n_train"] == 24 and set(e["tests"]) == {"8x8", "16x16"}
+    t = e["tests"]["16x16"]
+    assert t["n_worms"] == [0, 1, 5, 0, 1, 5] and t["mu"] == [1.0] * 3 + [1.5] * 3
+    assert t["n"] == [3] * 6 and all(0 <= a <= 1 for a in t["exact"])
+    fl = next(x for x in found if x["instance"]["family"] == "FL")
+    assert fl["tests"]["16x16"]["loss"] == [None] * 6  # FL runs on 8x8 only
+
+    # the chapter's own retraining: the same keys, nothing retrained, the same tables
+    train, val = datasets.load_task3("tiny3", "train"), datasets.load_task3("tiny3", "val")
+    test = {lat: datasets.load_task3("tiny3", "test", lat) for lat in ("8x8", "16x16")}
+    params = results.plan_task3_counting("tiny3").params
+    live = counting.retrain(params, train, val, test)
+    assert set(live.table["key"]) == {x["keys"]["model"] for x in found}
+    assert int(live.table["cached"].sum()) == 18
+    S = counting.stored(profile="tiny3")
+    assert (S.n_stored, S.planned, S.complete, S.labels) == (18, 18, True, live.labels)
+    pd.testing.assert_frame_equal(S.loss_table(), live.loss_table(), rtol=1e-5)
+    pd.testing.assert_frame_equal(S.loss_by("worms"), live.loss_by("worms"), rtol=1e-5)
+    pd.testing.assert_frame_equal(S.exact_fractions(), live.exact_fractions(), rtol=1e-6)
+    assert S.var_val == pytest.approx(float(val.targets.var()))  # from the plan alone
+    fig, ax = plt.subplots()
+    figures.count_test_vs_val(ax, S, "all")  # the chapter's figures take the stored run
+    figures.count_loss_vs_volume(ax, S)
+    plt.close(fig)
+    summary = results.summary("tiny3")["task3"]
+    assert {(r["model"], r["family"], r["instances"]) for r in summary} == {
+        (m, m.split()[-1], 2) for m in live.labels
+    }
+    lines = []
+    assert results.verify(sample=2, retrain=1, log=lines.append), lines
+    assert any("re-evaluated" in line and "n_worms=" in line for line in lines)

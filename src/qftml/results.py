@@ -30,6 +30,10 @@ Experiments (:data:`EXPERIMENTS`):
   ``instances`` on its whole training set (the source's N_train = 4000), each tested on
   every test lattice and ``(eta, mu)`` of the ``datasets.task2.test`` split (binary
   cross-entropy and accuracy at threshold 1/2).
+- ``task3-counting``: the source's nine task-3 winners (1st-3rd EQ, ST, FL), chapter
+  09-task3's ``instances`` on its whole training set (the source's N_train = 20000, 0 and 5
+  worms on 8x8), each tested on every test lattice, ``(eta, mu)`` and worm count of the
+  ``datasets.task3.test`` split (MSE of the count and the fraction of exact rounded counts).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ __all__ = [
     "load_table",
     "plan_task1_comparison",
     "plan_task2_detection",
+    "plan_task3_counting",
     "point_table",
     "run",
     "store_dir",
@@ -86,6 +91,7 @@ SCHEMA = 1
 EXPERIMENTS = {
     "task1-comparison": (1, "07_task1_comparison"),
     "task2-detection": (2, "09_task2_detection"),
+    "task3-counting": (3, "09_task3_counting"),
 }
 #: Relative tolerance of a re-evaluated test loss against the stored one: evaluation is
 #: deterministic, but the summation order of a batched forward pass may differ between
@@ -174,9 +180,30 @@ def plan_task2_detection(profile: str = "paper", params: dict | None = None) -> 
     )  # fmt: skip
 
 
+def plan_task3_counting(profile: str = "paper", params: dict | None = None) -> Plan:
+    """Chapter 09-task3's retraining of the source's nine winners in ``profile``: its
+    ``instances`` seeds of each on the whole training and validation sets with its
+    ``budget`` (as :func:`qftml.tasks.counting.retrain`, so the keys are the chapter's).
+
+    ``params`` replaces the profile section ``09_task3_counting`` (tests use it).
+    """
+    from .datasets.jobs import jobs_for
+    from .tasks.counting import published
+
+    P = notebook_params("09_task3_counting", profile) if params is None else params
+    specs = {label: e.spec for label, e in published().items()}
+    n_train = sum(j.n_total for j in jobs_for(3, profile, "train"))
+    return Plan(
+        "task3-counting", profile, P, specs, {lab: ["none"] for lab in specs}, [n_train],
+        list(range(int(P["instances"]))), Budget.from_params(P["budget"]), None, loss="count",
+        points=("eta", "mu", "n_worms"), groups=None,
+    )  # fmt: skip
+
+
 _PLANS: dict[str, Callable[..., Plan]] = {
     "task1-comparison": plan_task1_comparison,
     "task2-detection": plan_task2_detection,
+    "task3-counting": plan_task3_counting,
 }
 
 
@@ -342,6 +369,9 @@ def _entry(plan, row: dict, inst, tests, metrics, outputs, prov, dkeys) -> dict:
             t.setdefault(f"loss_{out}", []).append(m.get(f"loss_{j}", math.nan))
         if plan.loss == "bce":
             t.setdefault("accuracy", []).append(m.get("accuracy", math.nan))
+        if plan.loss == "count":  # exact rounded counts, and the file's size (for weights)
+            t.setdefault("exact", []).append(m.get("exact", math.nan))
+            t.setdefault("n", []).append(m.get("n"))
     record = {
         "schema": SCHEMA,
         "experiment": plan.experiment,
@@ -360,6 +390,8 @@ def _entry(plan, row: dict, inst, tests, metrics, outputs, prov, dkeys) -> dict:
     }  # fmt: skip
     if plan.loss == "bce":
         record["val_accuracy"] = metrics["val"]["accuracy"]
+    if plan.loss == "count":
+        record["val_exact"] = metrics["val"]["exact"]
     record = _round(record)
     record["checksum"] = _entry_digest(record)
     return record
@@ -617,17 +649,19 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
 
 def summary(profile: str = "paper", root: Path | None = None) -> dict:
     """What the store covers (current entries of ``profile``): per task, one row per model
-    and size with its instance count."""
+    and size with its instance count (task 3 names the model, e.g. ``"1st EQ"``: a family
+    has three)."""
     out: dict[str, list] = {"task1": [], "task2": [], "task3": []}
     for experiment, (task, _) in EXPERIMENTS.items():
         counts: dict[tuple, int] = {}
         for e in current_entries(experiment, profile, root):
             i = e["instance"]
-            key = (i["family"], i["n_train"], i["augment"])
+            key = (i["label"] if task == 3 else i["family"], i["n_train"], i["augment"])
             counts[key] = counts.get(key, 0) + 1
-        for (family, n_train, augment), n in sorted(counts.items()):
+        for (name, n_train, augment), n in sorted(counts.items()):
+            head = {"model": name, "family": name.split()[-1]} if task == 3 else {"family": name}
             out[f"task{task}"].append(
-                {"family": family, "n_train": n_train, "augment": augment, "instances": n}
+                {**head, "n_train": n_train, "augment": augment, "instances": n}
             )
     return out
 

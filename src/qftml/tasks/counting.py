@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -52,12 +52,15 @@ __all__ = [
     "counter_losses",
     "explained_variance",
     "fmt",
+    "label_variance",
     "instance_losses",
     "predict_tests",
     "published",
     "ratio",
     "retrain",
     "source_table",
+    "Stored",
+    "stored",
 ]
 
 FAMILIES = ("EQ", "ST", "FL")
@@ -387,6 +390,121 @@ def retrain(
     worms = sorted(int(w) for w in set(train.meta["n_worms"]))
     return assemble(table, preds, lattices=list(test), train_lattice=train.lattice,
                     train_worms=worms, n_train=len(train))  # fmt: skip
+
+
+@dataclass
+class Stored(Retrained):
+    """The ``paper`` profile's retraining of the nine winners, read from the results store
+    (:mod:`qftml.results`, experiment ``task3-counting``): every :class:`Retrained` table
+    and figure except the per-configuration predictions, which the store does not keep
+    (its entries hold the MSE and the exact fraction of each test combination)."""
+
+    combos: object = None  # DataFrame: label, family, seed, lattice, eta, mu, worms, se, exact, n
+    n_stored: int = 0  # current entries
+    planned: int = 0  # instances of the profile's plan
+    provenance: dict = field(default_factory=dict)  # results.provenance_summary
+    plan: object = None  # qftml.results.Plan of the experiment in the profile
+    var_val: float = math.nan  # variance of the validation labels (from the plan's files)
+
+    @property
+    def complete(self) -> bool:
+        return self.n_stored == self.planned
+
+    @property
+    def per_combo(self):
+        return self.combos
+
+    def instances(self) -> dict:
+        """Stored instances per model."""
+        seeds = self.table.groupby("label")["seed"].nunique() if len(self.table) else {}
+        return {label: int(seeds.get(label, 0)) for label in self.plan.specs}
+
+    def exact_fractions(self):
+        """Fraction of test configurations whose rounded prediction is the true count, per
+        model and lattice (all instances; each combination weighted by its size)."""
+        c = self.combos.dropna(subset=["exact"])  # FL elsewhere: not run (NaN)
+        c = c.assign(hits=c["exact"] * c["n"])
+        g = c.groupby(["label", "lattice"], sort=False)[["hits", "n"]].sum()
+        hit = (g["hits"] / g["n"]).unstack("lattice")
+        return hit.reindex(index=self.labels, columns=self.lattices)
+
+    def lines(self) -> list[str]:
+        p, b = self.provenance, self.plan.budget
+        state = "complete" if self.complete else "PARTIAL"
+        return [
+            f"plan ({self.plan.profile} profile): {len(self.plan.seeds)} instances of each of "
+            f"the {len(self.plan.specs)} winners on N_train = {self.plan.sizes[0]}, at most "
+            f"{b.max_epochs} epochs (patience {b.patience}, batch {b.batch_size}, lr {b.lr:g}, "
+            f"{b.optimizer})",
+            f"results store: {self.n_stored} of {self.planned} planned instances ({state}), "
+            f"{p['train_hours']:.2f} h of training on {', '.join(p['machines']) or '-'}, "
+            f"{p['first'] or '-'} .. {p['last'] or '-'}",
+            "instances per model: " + ", ".join(f"{k} {v}" for k, v in self.instances().items()),
+        ]
+
+
+def label_variance(jobs) -> float:
+    """Variance of the labels (worm counts) of the configurations of ``jobs``
+    (:func:`qftml.datasets.jobs_for` of task 3): each job holds ``n`` configurations per
+    worm count, so the variance follows from the plan without reading a file."""
+    w = np.array([x for j in jobs for x in j.worms], dtype=float)
+    n = np.array([j.n for j in jobs for _ in j.worms], dtype=float)
+    if not n.sum():
+        return math.nan
+    mean = (w * n).sum() / n.sum()
+    return float((n * (w - mean) ** 2).sum() / n.sum())
+
+
+def stored(experiment: str = "task3-counting", profile: str = "paper", root=None) -> Stored:
+    """The store's current entries of ``experiment`` made with ``profile``, as a
+    :class:`Stored`: per instance the validation loss and the test MSE per lattice and over
+    all lattices (the configurations' mean: combinations weighted by their size), and the
+    MSE and exact fraction of every test combination."""
+    import pandas as pd
+
+    from .. import datasets, results
+    from ..datasets.jobs import jobs_for
+
+    n, planned, _ = results.coverage(experiment, profile, root)
+    plan = results.plan_task3_counting(profile)
+    lattices = datasets.lattices(3, profile, "test")
+    pt = results.point_table(experiment, profile, root)
+    cols = ["label", "family", "seed", "lattice", "eta", "mu", "worms", "se", "exact", "n"]
+    combos = (
+        pt.rename(columns={"n_worms": "worms", "loss": "se"})[cols].astype(
+            {"se": float, "exact": float, "n": float, "worms": int}
+        )
+        if len(pt)
+        else pd.DataFrame(columns=cols)
+    )
+    rows = [
+        {"label": e["instance"]["label"], "family": e["instance"]["family"],
+         "seed": e["instance"]["seed"], "n_train": e["instance"]["n_train"],
+         "val": e["best_val_loss"], "val exact": e.get("val_exact"),
+         "epochs": (e["history"]["epoch"] or [0])[-1], "best_epoch": e["best_epoch"],
+         "train_seconds": e["train_seconds"], "key": e["keys"]["model"]}
+        for e in results.current_entries(experiment, profile, root)
+    ]  # fmt: skip
+    columns = ["label", "family", "seed", "n_train", "val", "val exact", "epochs", "best_epoch",
+               "train_seconds", "key"]  # fmt: skip
+    table = pd.DataFrame(rows, columns=columns)
+    if len(combos):
+        w = combos.dropna(subset=["se"]).assign(wse=lambda c: c["se"] * c["n"])
+        by_lat = w.groupby(["label", "seed", "lattice"])[["wse", "n"]].sum()
+        mse = (by_lat["wse"] / by_lat["n"]).unstack("lattice").reindex(columns=lattices)
+        tot = w.groupby(["label", "seed"])[["wse", "n"]].sum()
+        mse["all"] = tot["wse"] / tot["n"]
+        mse.loc[mse[lattices].isna().any(axis=1), "all"] = np.nan  # FL: not on every lattice
+        table = table.join(mse, on=["label", "seed"])
+    else:
+        table = table.assign(**{c: pd.Series(dtype=float) for c in [*lattices, "all"]})
+    train_jobs = jobs_for(3, profile, "train")
+    return Stored(
+        table, None, list(plan.specs), list(lattices), train_jobs[0].lattice,
+        sorted({w for j in train_jobs for w in j.worms}), plan.sizes[0], combos, n, planned,
+        results.provenance_summary(experiment, profile, root), plan,
+        label_variance(jobs_for(3, profile, "val")),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
