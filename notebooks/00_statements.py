@@ -51,5 +51,5 @@ with pd.option_context("display.max_colwidth", None):
 # %%
 pd.DataFrame(
     [{"task": task, **row} for task, rows in cover.items() for row in rows],
-    columns=["task", "family", "n_train", "augment", "instances"],
+    columns=["task", "model", "family", "n_train", "augment", "instances"],
 )

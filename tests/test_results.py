@@ -310,6 +310,26 @@ def test_task3_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     assert {(r["model"], r["family"], r["instances"]) for r in summary} == {
         (m, m.split()[-1], 2) for m in live.labels
     }
+    # the summary statements take task 3's part from the store (task 1 and 2: none here)
+    from qftml.tasks import statements
+
+    table = statements.table("tiny3", min_seeds=2)
+    assert table.loc["all-eq", "coverage"] == "task 3 stored"
+    ours = S.loss_table()
+    best = ours[ours.columns[-1]].idxmin()
+    want = "not confirmed" if not best.endswith("EQ") else "open (task 1, 2 not stored yet)"
+    assert table.loc["all-eq", "verdict"] == want and best in table.loc["all-eq", "evidence"]
+    assert statements.table("tiny3").loc["all-eq", "verdict"] == "no full-statistics run yet"
     lines = []
     assert results.verify(sample=2, retrain=1, log=lines.append), lines
     assert any("re-evaluated" in line and "n_worms=" in line for line in lines)
+
+
+def test_a_statement_on_all_tasks_is_confirmed_only_by_every_part():
+    from qftml.tasks.statements import _across
+
+    yes, no = (True, ""), (False, "")
+    assert _across({}) == "no full-statistics run yet"
+    assert _across({1: yes}) == "open (task 2, 3 not stored yet)"
+    assert _across({1: yes, 3: no}) == "not confirmed"  # one failing part decides
+    assert _across({1: yes, 2: yes, 3: yes}) == "confirmed"

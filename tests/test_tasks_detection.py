@@ -281,7 +281,12 @@ def test_a_clearly_better_eq_is_ahead():
     assert v.best["EQ"][0] == "EQ published" and v.best["ST"][0] == "ST published"
     assert v.best["ST"][2] == pytest.approx(0.95) and v.fl_small == pytest.approx(0.8)
     assert v.comparison["p_superior"] == 1.0
-    assert len(v.lines()) == 4 and v.lines()[-1].endswith("True")
+    assert len(v.lines()) == 4 and "EQ ahead at the 5 % level: True" in v.lines()[-1]
+    assert not v.st_ahead and v.p_st > 0.99 and v.lines()[-1].endswith("ST ahead: False")
+    worse = detection.family_verdict(
+        _accuracy({**CLEAR, "EQ published": CLEAR["ST published"],
+                   "ST published": CLEAR["EQ published"]}, seeds=8), ["8x8", "64x64"])  # fmt: skip
+    assert worse.st_ahead and not worse.eq_ahead and worse.p_st < 1e-3
 
 
 def test_three_instances_cannot_establish_the_ordering():
@@ -309,6 +314,7 @@ def test_perfect_accuracy_everywhere_is_a_tie_without_division_by_zero():
         s = detection.accuracy_summary(_accuracy(perfect, 5), list(perfect), ["8x8", "64x64"])
     c = v.comparison
     assert not v.eq_ahead and c["p_value"] == 1.0 and c["p_superior"] == 0.5
+    assert not v.st_ahead and v.p_st == 1.0
     assert c["median_a"] == 0 and math.isnan(c["ratio"])  # both errors zero: no ratio
     assert math.isnan(v.fl_small)  # no FL instances
     assert (s.xs("std", axis=1, level=0) == 0).all().all()

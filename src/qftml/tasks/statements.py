@@ -3,12 +3,25 @@
 One row per statement of :cite:p:`Favoni:2021talk`: the chapter that tests it, the verdict
 computed from the results store (:mod:`qftml.results`) with the numbers behind it, or
 "no full-statistics run yet" where the store holds no complete part of its experiment.
+
+The two statements of the summary slide that span all tasks are judged per task, each
+part from that task's store once every model has ``min_seeds`` instances there, and
+confirmed only when every part holds ("not confirmed" as soon as one part fails):
+
+- *EQ a highly reliable choice*: task 1, EQ beats ST and FL at every stored size
+  (:func:`qftml.tasks.regression.compare_families`); task 2, ST's error rate on the largest
+  lattice is not significantly below EQ's (:func:`qftml.tasks.detection.family_verdict`);
+  task 3, the model with the lowest median test loss up to the largest lattice is an EQ
+  (:func:`qftml.tasks.counting.compare_with_source`).
+- *Remarkable generalization of EQ*: task 1, EQ beats ST on the other lattices
+  (:func:`qftml.tasks.regression.generalization`); task 2, as above, on the largest lattice;
+  task 3, the best EQ's median test loss up to the largest lattice is below the best ST's.
 """
 
 from __future__ import annotations
 
 from .. import results
-from . import regression
+from . import counting, detection, regression
 
 __all__ = ["STATEMENTS", "table"]
 
@@ -41,13 +54,16 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = 3):
     size enters once at least ``min_seeds`` instances of every model are stored."""
     import pandas as pd
 
+    parts: dict[str, dict[int, tuple]] = {"reliable": {}, "general": {}}  # task -> (flag, text)
     rows = {key: {"chapter": ch, "statement": text, "verdict": "no full-statistics run yet",
                   "evidence": "", "coverage": ""} for key, ch, text in STATEMENTS}  # fmt: skip
-    stored, planned, complete = results.coverage("task1-comparison", profile, root)
-    chunks = results.complete_seeds("task1-comparison", profile, root)
-    sizes = [m for m, seeds in chunks.items() if len(seeds) >= min_seeds]
-    counts = {m: len(chunks[m]) for m in sizes}
-    cover = f"{stored}/{planned} instances" + ("" if complete else f" (PARTIAL: {counts})")
+    sizes = []
+    if results.entries("task1-comparison", root):
+        stored, planned, complete = results.coverage("task1-comparison", profile, root)
+        chunks = results.complete_seeds("task1-comparison", profile, root)
+        sizes = [m for m, seeds in chunks.items() if len(seeds) >= min_seeds]
+        counts = {m: len(chunks[m]) for m in sizes}
+        cover = f"{stored}/{planned} instances" + ("" if complete else f" (PARTIAL: {counts})")
     if sizes:
         lat, lo, hi = results.training_range(1, profile)
         per_mu = results.select_complete(
@@ -91,7 +107,65 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = 3):
         }
         for key in ("t1-any-n", "t1-improves", "t1-augment", "t1-lattices", "t1-kink"):
             rows[key]["coverage"] = cover
+        parts["reliable"][1] = (
+            v.eq_established,
+            f"EQ beats ST, FL at every size: {v.eq_established}",
+        )
+        parts["general"][1] = (g.eq_beats_st, f"EQ beats ST on other lattices: {g.eq_beats_st}")
+    _task2_parts(parts, profile, root, min_seeds)
+    _task3_parts(parts, profile, root, min_seeds)
+    for key, name in (("all-eq", "reliable"), ("all-generalization", "general")):
+        known = parts[name]
+        rows[key] |= {
+            "verdict": _across(known),
+            "evidence": "; ".join(f"task {t}: {known[t][1]}" for t in sorted(known)),
+            "coverage": ", ".join(f"task {t}" for t in sorted(known)) + " stored" if known else "",
+        }
     return pd.DataFrame([{"key": k, **r} for k, r in rows.items()]).set_index("key")
+
+
+def _across(known: dict) -> str:
+    """The verdict of a statement on all three tasks from the parts known so far."""
+    if any(not flag for flag, _ in known.values()):
+        return "not confirmed"
+    if len(known) == 3:
+        return "confirmed"
+    missing = ", ".join(str(t) for t in (1, 2, 3) if t not in known)
+    return f"open (task {missing} not stored yet)" if known else "no full-statistics run yet"
+
+
+def _task2_parts(parts: dict, profile: str, root, min_seeds: int) -> None:
+    """Task 2's part of the summary statements: ST not ahead of EQ on the largest lattice."""
+    if not results.entries("task2-detection", root):
+        return
+    v2 = detection.stored("task2-detection", profile, root).verdict(min_seeds=min_seeds)
+    if v2 is None:
+        return
+    c = v2.comparison
+    text = (f"{v2.largest}, median error EQ {c['median_a']:.2g} vs ST {c['median_b']:.2g}, "
+            f"ST ahead p = {v2.p_st:.2g}")  # fmt: skip
+    parts["reliable"][2] = parts["general"][2] = (not v2.st_ahead, text)
+
+
+def _task3_parts(parts: dict, profile: str, root, min_seeds: int) -> None:
+    """Task 3's parts: the best model is an EQ; the best EQ generalizes better than the
+    best ST (median test loss up to the largest lattice)."""
+    if not results.entries("task3-counting", root):
+        return
+    s3 = counting.stored("task3-counting", profile, root)
+    if min(s3.instances().values(), default=0) < min_seeds:
+        return
+    ours = s3.loss_table()
+    heads = counting.architectures()["linear head after the sum"]
+    cmp3 = counting.compare_with_source(ours, counting.source_table(ours.columns), heads)
+    best = cmp3.summary.loc["ours", "best"]
+    med = ours[ours.columns[-1]].groupby(lambda m: m.split()[-1]).min()
+    parts["reliable"][3] = (best.endswith("EQ"), f"lowest median test loss: {best}")
+    parts["general"][3] = (
+        bool(med.get("EQ") < med.get("ST")),
+        f"best median test loss up to {cmp3.largest}: EQ {med.get('EQ'):.2g}, "
+        f"ST {med.get('ST'):.2g}",
+    )
 
 
 def _span(values) -> str:
