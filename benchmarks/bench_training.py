@@ -23,12 +23,16 @@ Xeon Scalable parts with AMX) and ``f × 1024`` bf16 FLOP per cycle with AMX-BF1
 figure per core); ``f`` is lscpu's "CPU max MHz" or, on a hypervisor that hides it, half
 its BogoMIPS. Both are upper bounds the small channel counts here cannot approach.
 
-The loss check trains the task-1 winner with the source's recipe (AdamW, amsgrad, lr 1e-2)
-on a synthetic stand-in of task 1 (integer link fields; targets the site averages
-``<k_t>`` and ``<l_s^2>/4``, smooth like ``n`` and ``|phi|^2``) for several seeds in fp32
-and in bf16, and compares the mean test MSE: difference in standard errors.
+The loss check trains the task-1 winner with the source's recipe (AdamW, amsgrad, lr 1e-2,
+60 epochs on 800 configurations: test MSEs of 1e-6 ... 1e-5, the source's levels) on the
+real task-1 data of the ``paper`` or ``ci`` profile where it is built (``python -m qftml
+data 1``), else on a synthetic stand-in (integer link fields; targets the site averages
+``<k_t>`` and ``<l_s^2>/4``, smooth like ``n`` and ``|phi|^2``), for several seeds in fp32
+and in bf16, and compares the test MSEs: the difference of the means in standard errors,
+and the seed-paired log ratio (same initial weights and batch order).
 
     .venv/bin/python benchmarks/bench_training.py [--n-train 2000] [--epochs 2] [--repeats 3]
+        [--seeds 4] [--loss-data auto|paper|ci|synthetic] [--only-loss]
 """
 
 from __future__ import annotations
@@ -167,12 +171,49 @@ def speed(entry, lattice, n_train, epochs, repeats, batch, peaks):
     return rates
 
 
-def loss_agreement(seeds, n_train, n_test, epochs, batch):
-    """Test MSE of fp32 and bf16 training, mean ± s.e. over seeds, on synthetic task-1 data."""
+def task1_data(which: str, n_train: int, n_test: int, seed: int = 0):
+    """``(train, val, test, what)`` for the loss check: real task-1 configurations of the
+    ``paper`` or ``ci`` profile where they are on disk (``which="auto"``: the first found),
+    else the synthetic stand-in. Real data: ``n_train`` random configurations of the training
+    split; validation (10 % of ``n_train``) and test (``n_test``) drawn disjointly from the
+    validation split, at the training chemical potentials, so the losses are in-range MSEs
+    at the levels the source reports (1e-6 ... 1e-4)."""
+    from qftml import datasets
+    from qftml.datasets.jobs import jobs_for
+
+    profiles = ("paper", "ci") if which == "auto" else (which,) if which != "synthetic" else ()
+    for prof in profiles:
+        jobs = [j for s in ("train", "val") for j in jobs_for(1, prof, s)]
+        if not all(j.path().exists() for j in jobs):
+            continue
+        tr = datasets.load(1, prof, "train", log=None).xy
+        va = datasets.load(1, prof, "val", log=None).xy
+        g = torch.Generator().manual_seed(seed)
+        i = torch.randperm(len(tr[0]), generator=g)[:n_train]
+        j = torch.randperm(len(va[0]), generator=g)
+        n_val = max(1, n_train // 10)
+        if n_val + n_test > len(j):
+            n_test = len(j) - n_val
+        part = lambda d, k: (d[0][k], d[1][k])  # noqa: E731
+        what = f"{prof} task-1 data (60 × 4, training mu grid)"
+        return part(tr, i), part(va, j[:n_val]), part(va, j[n_val : n_val + n_test]), what
+    if which not in ("auto", "synthetic"):
+        raise SystemExit(f"no task-1 data of profile {which!r} on disk (python -m qftml data 1)")
+    lat = published(1, "EQ").lattice
+    sets = [synthetic(n, lat, 2, 10 + k) for k, n in enumerate((n_train, n_train // 10, n_test))]
+    return *sets, "synthetic stand-in"
+
+
+def loss_agreement(seeds, n_train, n_test, epochs, data="auto"):
+    """Test MSE of fp32 and bf16 training with the source's recipe, over seeds: mean ± s.e.
+    of each, and the seed-paired difference of log MSE (same weights and batch order)."""
+    import math
+
+    from qftml.training import source_batch_size
+
     entry = published(1, "EQ")
-    X, y = synthetic(n_train, entry.lattice, 2, 10)
-    Xv, yv = synthetic(n_train // 10, entry.lattice, 2, 11)
-    Xt, yt = synthetic(n_test, entry.lattice, 2, 12)
+    (X, y), (Xv, yv), (Xt, yt), what = task1_data(data, n_train, n_test)
+    batch = source_batch_size(len(X))
     res = {"fp32": [], "bf16": []}
     for s in range(seeds):
         for prec in res:
@@ -183,7 +224,8 @@ def loss_agreement(seeds, n_train, n_test, epochs, batch):
             res[prec].append(evaluate(m, (Xt, yt))["loss"])  # evaluated in float32
     print(
         f"\ntest MSE after {epochs} epochs (AdamW amsgrad lr 1e-2, batch {batch}), "
-        f"N_train {n_train}, N_test {n_test}, {seeds} seeds, task-1 EQ winner, synthetic"
+        f"N_train {len(X)}, N_val {len(Xv)}, N_test {len(Xt)}, {seeds} seeds, task-1 EQ "
+        f"winner, {what}"
     )
     stats = {}
     for prec, v in res.items():
@@ -197,6 +239,14 @@ def loss_agreement(seeds, n_train, n_test, epochs, batch):
         f"bf16 - fp32 = {diff:.3g} ± {se:.2g}  ({z:+.2f} standard errors; "
         f"{'indistinguishable' if abs(z) < 2 else 'distinguishable'} at 2 s.e.)"
     )
+    d = [math.log(b / a) for a, b in zip(res["fp32"], res["bf16"], strict=True)]
+    md, sd = statistics.fmean(d), statistics.stdev(d) / len(d) ** 0.5
+    zp = md / sd if sd > 0 else float("inf")
+    print(
+        f"paired by seed: mean log(MSE_bf16 / MSE_fp32) = {md:+.3f} ± {sd:.3f} (ratio "
+        f"{math.exp(md):.2f}; {zp:+.2f} standard errors; "
+        f"{'indistinguishable' if abs(zp) < 2 else 'distinguishable'} at 2 s.e.)"
+    )
 
 
 def main() -> None:
@@ -206,8 +256,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--seeds", type=int, default=4, help="seeds of the loss check (0: skip)")
-    p.add_argument("--loss-epochs", type=int, default=15)
-    p.add_argument("--loss-n-train", type=int, default=1000)
+    p.add_argument("--loss-epochs", type=int, default=60)
+    p.add_argument("--loss-n-train", type=int, default=800)
+    p.add_argument(
+        "--loss-data",
+        default="auto",
+        choices=["auto", "paper", "ci", "synthetic"],
+        help="data of the loss check (auto: paper or ci task 1 if built)",
+    )
+    p.add_argument("--only-loss", action="store_true", help="skip the speed measurements")
     args = p.parse_args()
     torch.set_num_threads(1)
     fp32, bf16, how = core_peak()
@@ -219,12 +276,12 @@ def main() -> None:
         f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
         "(a shared machine: compare ratios within one round, not absolute rates)"
     )
-    speed(published(1, "EQ"), (60, 4), args.n_train, args.epochs, args.repeats, args.batch,
-          (fp32, bf16))  # fmt: skip
-    speed(published(3, "EQ", 1), (8, 8), args.n_train, args.epochs, args.repeats, args.batch,
-          (fp32, bf16))  # fmt: skip
+    if not args.only_loss:
+        for entry, lattice in ((published(1, "EQ"), (60, 4)), (published(3, "EQ", 1), (8, 8))):
+            speed(entry, lattice, args.n_train, args.epochs, args.repeats, args.batch,
+                  (fp32, bf16))  # fmt: skip
     if args.seeds:
-        loss_agreement(args.seeds, args.loss_n_train, 2000, args.loss_epochs, args.batch)
+        loss_agreement(args.seeds, args.loss_n_train, 1000, args.loss_epochs, args.loss_data)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -249,6 +249,7 @@ def test_a_page_showing_the_results_store_changes_key_with_the_store(monkeypatch
         "07_task1_comparison",
         "08_task1_generalization",
         "09_task2_detection",
+        "09_task3_counting",
     }
 
 
@@ -276,6 +277,21 @@ def test_page_reading_an_undeclared_section_fails(tmp_path, monkeypatch):
     assert prof.notebook_params("b", "ci") == {"x": 1}
     with pytest.raises(KeyError, match="'c' without declaring it"):
         prof.notebook_params("c", "ci")
+
+
+def test_page_reading_an_undeclared_experiment_of_the_store_fails(tmp_path, monkeypatch):
+    from qftml import profiles as prof
+    from qftml import results
+
+    monkeypatch.setattr(prof, "_PAGE", None)
+    path = tmp_path / "profiles.yml"
+    path.write_text(yaml.safe_dump({"ci": {"a": {"seed": 1, "store": ["task1-comparison"]}}}))
+    monkeypatch.setenv("QFTML_PROFILES", str(path))
+    assert results.entries("task2-detection", root=tmp_path) == []  # no page: no check
+    prof.setup("a", "ci")
+    assert results.entries("task1-comparison", root=tmp_path) == []
+    with pytest.raises(KeyError, match="'task2-detection' without declaring it"):
+        results.entries("task2-detection", root=tmp_path)
 
 
 def test_code_is_collapsed_unless_asked_to_show():

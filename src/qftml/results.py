@@ -322,8 +322,26 @@ def current_entries(experiment: str, profile: str = "paper", root: Path | None =
     return [e for e in found if _is_current(e, plan, dkeys)]
 
 
+def _check_declared(experiment: str) -> None:
+    """Inside a page started by :func:`qftml.profiles.setup`, refuse to read an experiment
+    the page does not list under ``store:``: its content key would not cover the entries,
+    and the page would go stale when they change."""
+    from . import profiles
+
+    if profiles._PAGE is None:
+        return
+    page, profile = profiles._PAGE
+    declared = profiles.notebook_params(page, profile).get("store") or []
+    if experiment not in declared:
+        raise KeyError(
+            f"page {page!r} reads the results store {experiment!r} without declaring it: add "
+            f"it to {profile}.{page}.store in profiles.yml (declared: {declared})"
+        )
+
+
 def entries(experiment: str, root: Path | None = None) -> list[dict]:
     """Every intact entry of ``experiment`` (a damaged one raises, naming the file)."""
+    _check_declared(experiment)
     folder = (root or store_dir()) / experiment
     out = []
     for path in sorted(folder.glob("*.json")):
@@ -632,7 +650,14 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
     and the plan, recipe and dataset keys of ``profile`` it is judged against."""
     payload = []
     for experiment in experiments_:
-        plan = _plan(experiment, profile)
+        if experiment not in _PLANS:
+            _plan(experiment, profile)  # raises, naming the known experiments
+        try:
+            plan = _plan(experiment, profile)
+            params, recipe = plan.params, recipe_keys(plan)
+        except (ValueError, TypeError, KeyError) as exc:  # a malformed value still hashes
+            params = notebook_params(EXPERIMENTS[experiment][1], profile)
+            recipe = f"no plan: {type(exc).__name__}: {exc}"
         folder = (root or store_dir()) / experiment
         sums = []
         for path in sorted(folder.glob("*.json")):
@@ -643,7 +668,7 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
         from .datasets.jobs import code_digest as data_code
 
         data = notebook_params("datasets", profile)  # raw: a malformed value still hashes
-        payload.append([experiment, sums, plan.params, recipe_keys(plan), data, data_code()])
+        payload.append([experiment, sums, params, recipe, data, data_code()])
     return keys.digest(payload)
 
 
