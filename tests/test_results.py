@@ -87,6 +87,10 @@ def test_verify_passes_on_a_true_store_and_fails_on_an_altered_one(store):
     lines = []
     assert results.verify(sample=3, retrain=1, log=lines.append), lines
     assert any("bitwise equal" in line for line in lines)
+    lines = []  # no entry cheap enough: the retraining is skipped, and says so
+    assert results.verify(sample=0, retrain=1, retrain_max_seconds=0, log=lines.append)
+    assert any("retrain: skipped, the cheapest entry trained" in line for line in lines)
+    assert not any("retrained" in line for line in lines)
     # a stored loss altered by 1 % (checksum recomputed, as a careless edit would) fails
     path = sorted((store / "task1-comparison").glob("*.json"))[0]
     record = json.loads(path.read_text())

@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     r_ver = res.add_parser("verify", help="check every entry; re-evaluate and retrain samples")
     r_ver.add_argument("--sample", type=int, default=2, help="entries to re-evaluate")
     r_ver.add_argument("--retrain", type=int, default=1, help="entries to retrain")
+    r_ver.add_argument(
+        "--retrain-max-seconds", type=float, default=None,
+        help="retrain only entries whose stored training took at most this long",
+    )  # fmt: skip
     r_ver.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     r_sum = res.add_parser("summary", help="what the store covers")
     r_sum.add_argument("--json", action="store_true", help="as JSON")
@@ -135,7 +139,11 @@ def _results(args) -> int:
         print(f"{out['stored']} of {out['planned']} instances stored ({out['trained']} new)")
         return 0
     if args.action == "verify":
-        return 0 if results.verify(args.sample, retrain=args.retrain, seed=args.seed) else 1
+        ok = results.verify(
+            args.sample, retrain=args.retrain, seed=args.seed,
+            retrain_max_seconds=args.retrain_max_seconds,
+        )  # fmt: skip
+        return 0 if ok else 1
     cover = results.summary(args.profile)
     if args.json:
         print(json.dumps(cover, indent=1))

@@ -703,6 +703,7 @@ def verify(
     seed: int = 0,
     root: Path | None = None,
     log: Callable[[str], None] = print,
+    retrain_max_seconds: float | None = None,
 ) -> bool:
     """Check the store against today's code and data; returns True when everything holds.
 
@@ -712,7 +713,9 @@ def verify(
        regenerated from its seed, against the stored loss within :data:`EVAL_RTOL`.
     3. ``retrain`` entries (the cheapest whose libraries match) are retrained from scratch;
        the weights must be bitwise the stored ones, or the test loss within
-       :data:`RETRAIN_RTOL` (reported as such).
+       :data:`RETRAIN_RTOL` (reported as such). With ``retrain_max_seconds`` only entries
+       whose stored training took at most that long are candidates (CI's time is bounded);
+       an experiment without one says so.
     """
     from . import datasets
 
@@ -750,11 +753,11 @@ def verify(
                 f"{e['instance']['seed']} on {lat} {_where(point)}: {got:.7g} vs stored "
                 f"{want:.7g} ({'ok' if good else 'MISMATCH'}, rtol {EVAL_RTOL:g})"
             )
-        ok &= _verify_retrain(found, plan, retrain, log)
+        ok &= _verify_retrain(found, plan, retrain, log, retrain_max_seconds)
     return ok
 
 
-def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
+def _verify_retrain(found, plan: Plan, n: int, log, max_seconds: float | None = None) -> bool:
     """Retrain the ``n`` cheapest matching entries; compare weights, else test losses."""
     from . import datasets
 
@@ -766,6 +769,14 @@ def _verify_retrain(found, plan: Plan, n: int, log) -> bool:
     if n and not candidates:
         log("  retrain: no entry was made with today's library versions; skipped")
         return True
+    if n and max_seconds is not None:
+        cheap = [e for e in candidates if (e["train_seconds"] or 0) <= max_seconds]
+        if not cheap:
+            least = min(e["train_seconds"] or 0 for e in candidates)
+            log(f"  retrain: skipped, the cheapest entry trained {least:.0f} s > "
+                f"--retrain-max-seconds {max_seconds:g}")  # fmt: skip
+            return True
+        candidates = cheap
     task = EXPERIMENTS[plan.experiment][0]
     ok = True
     for e in candidates[:n]:
