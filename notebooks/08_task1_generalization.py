@@ -55,12 +55,13 @@ print(*data.lines(), sep="\n")
 # %% [markdown]
 # ## Full statistics: other lattice sizes and larger $\mu$
 #
-# The stored instances of the `paper` profile at the largest training-set size at which every
-# instance is stored ({mod}`qftml.results`), on every test lattice, with $\mu$ inside the
-# training range (left) and per $\mu$ on the training lattice (right). The verdicts are those
-# of {func}`qftml.tasks.regression.generalization`: EQ against ST on each other lattice
-# (one-sided Mann–Whitney, all must reject at 5 %) and the ST kink on the odd spatial extent
-# (paired Wilcoxon tests against both neighbouring lattices, instance by instance).
+# The stored instances of the `paper` profile at the largest training-set size among those
+# with the most stored instances ({func}`qftml.tasks.regression.generalization_size`: a size
+# just begun has too few instances for any test to reject), on every test lattice, with $\mu$
+# inside the training range (left) and per $\mu$ on the training lattice (right). The verdicts
+# are those of {func}`qftml.tasks.regression.generalization`: EQ against ST on each other
+# lattice (one-sided Mann–Whitney, all must reject at 5 %) and the ST kink on the odd spatial
+# extent (paired Wilcoxon tests against both neighbouring lattices, instance by instance).
 
 # %% tags=["hide-input"]
 STORE = regression.stored(P["store"][0]) if P["store"] else None

@@ -149,3 +149,12 @@ def test_generalization_without_differences_finds_neither():
     assert not v.eq_beats_st and not v.st_kink and not v.eq_kink
     with pytest.raises(ValueError, match="no plain instances at N_train = 50"):
         regression.generalization(_per_mu(law), train_lattice="60x4", mu_range=(0.9, 1), n_train=50)
+
+
+def test_lattice_size_tests_use_the_largest_size_with_the_most_instances():
+    chunks = {50: list(range(10)), 200: list(range(10)), 2000: [0, 1, 2]}
+    assert regression.generalization_size(chunks) == 200  # 3 seeds at 2000: p >= 0.05
+    chunks[2000] = list(range(10))
+    assert regression.generalization_size(chunks) == 2000
+    with pytest.raises(ValueError, match="no finished size"):
+        regression.generalization_size({})

@@ -50,6 +50,7 @@ __all__ = [
     "curves",
     "extrapolation",
     "generalization",
+    "generalization_size",
     "holm",
     "in_range",
     "invariance",
@@ -709,10 +710,11 @@ class Stored:
         return compare_families(self.table()) if self.sizes else None
 
     def generalization(self) -> GeneralizationVerdict | None:
-        """The lattice-size verdicts at the largest finished size."""
+        """The lattice-size verdicts at :func:`generalization_size` of the finished sizes."""
         if not self.sizes:
             return None
-        return generalization(self.per_mu, train_lattice=self.lattice, n_train=self.sizes[-1],
+        m = generalization_size({m: self.chunks[m] for m in self.sizes})
+        return generalization(self.per_mu, train_lattice=self.lattice, n_train=m,
                               mu_range=self.mu_range)  # fmt: skip
 
     def lines(self) -> list[str]:
@@ -725,6 +727,17 @@ class Stored:
             f"{'; '.join(p['machines']) or '-'}, {p['first']} .. {p['last']}; "
             f"{p['train_hours']:.2f} h of training",
         ]
+
+
+def generalization_size(chunks: dict) -> int:
+    """The ``N_train`` at which the lattice-size tests are made: the largest of those with
+    the most finished seeds (``chunks``: ``N_train -> seeds``). With ``n`` instances the
+    smallest attainable one-sided p is ``1/binom(2n, n)`` for Mann-Whitney and ``2^-n`` for
+    the paired Wilcoxon test of the kink (0.05 and 0.125 at ``n = 3``), so a size that has
+    just begun would turn every verdict negative by lack of instances alone."""
+    if not chunks:
+        raise ValueError("no finished size")
+    return max(chunks, key=lambda m: (len(chunks[m]), int(m)))
 
 
 def stored(experiment: str = "task1-comparison", profile: str = "paper", root=None) -> Stored:

@@ -92,9 +92,8 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = 3):
             "verdict": _verdict(v.augmentation_never_helps),
             "evidence": f"median plain/augmented {_span(1 / own['ratio'])}" if len(own) else "",
         }
-        g = regression.generalization(
-            per_mu, train_lattice=lat, mu_range=(lo, hi), n_train=max(sizes)
-        )
+        m_gen = regression.generalization_size({m: chunks[m] for m in sizes})
+        g = regression.generalization(per_mu, train_lattice=lat, mu_range=(lo, hi), n_train=m_gen)
         k = g.kink[g.kink["family"] == "ST"]
         rows["t1-lattices"] |= {
             "verdict": _verdict(g.eq_beats_st),
