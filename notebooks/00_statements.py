@@ -41,7 +41,7 @@ cover = results.summary()
 n_entries = sum(r["instances"] for rows in cover.values() for r in rows)
 print(f"results store: {n_entries} stored instances")
 shown = table.reset_index(drop=True)[["statement", "chapter", "verdict", "evidence", "coverage"]]
-shown["chapter"] = shown["chapter"].str.replace("_", " ", n=1).str.replace("_", " ")
+shown["chapter"] = shown["chapter"].map(statements.link)  # to its full-statistics section
 with pd.option_context("display.max_colwidth", None):
     display(shown.style.hide(axis="index"))  # noqa: F821
 

@@ -44,6 +44,7 @@ P = setup("07_task1_comparison", profile)
 pd.set_option("display.float_format", "{:.3g}".format)  # tables: three significant digits
 
 # %% [markdown]
+# (store-task1-comparison)=
 # ## Full statistics: the `paper` profile's run
 #
 # The source's budget: the published winners, 10 instances per point, $N_\text{train}$ = 50,

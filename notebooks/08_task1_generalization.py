@@ -53,6 +53,7 @@ SPECS = regression.architectures(P["architectures"], data, search_params=S6["sea
 print(*data.lines(), sep="\n")
 
 # %% [markdown]
+# (store-task1-generalization)=
 # ## Full statistics: other lattice sizes and larger $\mu$
 #
 # The stored instances of the `paper` profile at the largest training-set size among those

@@ -50,6 +50,7 @@ D = notebook_params("datasets", profile)["task2"]
 PAR = detection.Params.from_dict(P)
 
 # %% [markdown]
+# (store-task2)=
 # ## Full statistics: the results store
 #
 # Instances of each of the source's three winners, trained on the whole training set of the

@@ -50,6 +50,7 @@ torch.set_num_threads(P["torch_threads"])  # tiny networks: one thread is fastes
 pd.set_option("display.max_colwidth", None)
 
 # %% [markdown]
+# (store-task3)=
 # ## Full statistics: the results store
 #
 # Instances of each of the source's nine winners, trained on the whole training set of the

@@ -331,3 +331,18 @@ def test_docstrings_are_restructuredtext_with_dollar_math():
     assert docmath.dollars_to_math(text) == (
         r"fit :math:`\log|v| = a`; ``($x$)`` kept, $5 and $$y$$ too"
     )
+
+
+def test_statement_links_point_at_labels_that_exist():
+    from qftml.paths import ROOT
+    from qftml.tasks import statements
+
+    for stem, label in statements.STORE_SECTIONS.items():
+        assert f"# ({label})=" in (ROOT / "notebooks" / f"{stem}.py").read_text(), stem
+    assert statements.link("09_task3_counting") == (
+        '<a href="09_task3_counting.html#store-task3">09 task3 counting</a>'
+    )
+    assert (
+        statements.link("06_task1_search") == '<a href="06_task1_search.html">06 task1 search</a>'
+    )
+    assert {ch for _, ch, _ in statements.STATEMENTS} <= set(book.toc_notebooks())

@@ -23,7 +23,7 @@ from __future__ import annotations
 from .. import results
 from . import counting, detection, regression
 
-__all__ = ["STATEMENTS", "table"]
+__all__ = ["STATEMENTS", "STORE_SECTIONS", "link", "table"]
 
 #: (key, chapter stem, statement as the source writes it)
 STATEMENTS = (
@@ -43,6 +43,23 @@ STATEMENTS = (
     ("all-eq", "09_task3_counting", "In all tasks EQ proved to be a highly reliable choice"),
     ("all-generalization", "09_task3_counting", "Remarkable generalization capabilities of EQ"),
 )  # fmt: skip
+
+
+#: Chapter stem -> the label of its full-statistics section (what a statement links to).
+STORE_SECTIONS = {
+    "07_task1_comparison": "store-task1-comparison",
+    "08_task1_generalization": "store-task1-generalization",
+    "09_task2_detection": "store-task2",
+    "09_task3_counting": "store-task3",
+}
+
+
+def link(stem: str) -> str:
+    """An HTML link from the statements page to the chapter ``stem``'s full-statistics
+    section (its top where it has none); the pages are siblings in ``notebooks/``."""
+    anchor = STORE_SECTIONS.get(stem)
+    title = stem.replace("_", " ", 1).replace("_", " ")
+    return f'<a href="{stem}.html{"#" + anchor if anchor else ""}">{title}</a>'
 
 
 def _verdict(flag: bool) -> str:
