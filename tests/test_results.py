@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 
@@ -309,6 +310,12 @@ def test_task3_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     fig, ax = plt.subplots()
     figures.count_test_vs_val(ax, S, "all")  # the chapter's figures take the stored run
     figures.count_loss_vs_volume(ax, S)
+    one = dataclasses.replace(  # a partial store: one model has instances, eight have none
+        S, table=S.table[S.table.label == "1st EQ"], combos=S.combos[S.combos.label == "1st EQ"]
+    )
+    for draw in (figures.count_loss_vs_volume, figures.count_loss_vs_worms):
+        draw(ax, one)
+    figures.count_test_vs_val(ax, one, "all")
     plt.close(fig)
     summary = results.summary("tiny3")["task3"]
     assert {(r["model"], r["family"], r["instances"]) for r in summary} == {

@@ -228,6 +228,8 @@ def count_test_vs_val(ax, result, column):
     t, skipped = result.table, []
     for label in result.labels:
         sub = t[t["label"] == label]
+        if sub.empty:  # a model without instances (a partial store)
+            continue
         family = sub["family"].iloc[0]
         if sub[column].isna().all():
             skipped.append(family)
@@ -251,6 +253,8 @@ def count_loss_vs_volume(ax, result):
     fams = result.table.drop_duplicates("label").set_index("label")["family"]
     for label, s in result.loss_by("lattice").items():
         s = s.dropna()
+        if s.empty:  # not run anywhere, or no instances yet
+            continue
         volume = [np.prod(parse_lattice(lat)) for lat in s.index]
         ax.loglog(volume, s.to_numpy(), **_count_style(label, fams[label]))
     ax.set_xlabel(r"lattice volume $N_t N_x$")
@@ -263,6 +267,8 @@ def count_loss_vs_worms(ax, result):
     fams = result.table.drop_duplicates("label").set_index("label")["family"]
     for label, s in result.loss_by("worms").items():
         s = s.dropna()
+        if s.empty:
+            continue
         ax.semilogy(s.index, s.to_numpy(), **_count_style(label, fams[label]))
     ax.set_xlabel("worms inserted")
     ax.set_ylabel("test MSE (median over instances)")
