@@ -83,11 +83,17 @@ def test_run_stores_every_instance_in_size_order_and_resumes(store):
     )
 
 
-def test_verify_passes_on_a_true_store_and_fails_on_an_altered_one(store):
+def test_verify_passes_on_a_true_store_and_fails_on_an_altered_one(store, monkeypatch):
     results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lambda *_: None)
     lines = []
     assert results.verify(sample=3, retrain=1, log=lines.append), lines
     assert any("bitwise equal" in line for line in lines)
+    lines = []  # entries made on another CPU are not retrained, and it says so
+    with monkeypatch.context() as m:
+        m.setattr(results, "_cpu_model", lambda: "another CPU x64")
+        assert results.verify(sample=0, retrain=1, log=lines.append)
+    assert any("no entry was made on this CPU (another CPU x64)" in line for line in lines)
+    assert not any("retrained" in line for line in lines)
     lines = []  # no entry cheap enough: the retraining is skipped, and says so
     assert results.verify(sample=0, retrain=1, retrain_max_seconds=0, log=lines.append)
     assert any("retrain: skipped, the cheapest entry trained" in line for line in lines)

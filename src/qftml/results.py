@@ -711,9 +711,12 @@ def verify(
        today's, and its checksum and weights file are intact.
     2. ``sample`` random entries are re-evaluated, each on one random (lattice, mu) test file
        regenerated from its seed, against the stored loss within :data:`EVAL_RTOL`.
-    3. ``retrain`` entries (the cheapest whose libraries match) are retrained from scratch;
-       the weights must be bitwise the stored ones, or the test loss within
-       :data:`RETRAIN_RTOL` (reported as such). With ``retrain_max_seconds`` only entries
+    3. ``retrain`` entries (the cheapest made on this CPU model with today's libraries) are
+       retrained from scratch; the weights must be bitwise the stored ones, or the test
+       loss within :data:`RETRAIN_RTOL` (reported as such). Entries made on another CPU are
+       not retrained: its vector units round differently, and training amplifies that (a
+       task-2 detector whose cross-entropy is 5e-5 on one CPU ends at 6e-9 on another,
+       both at accuracy 1). With ``retrain_max_seconds`` only entries
        whose stored training took at most that long are candidates (CI's time is bounded);
        an experiment without one says so.
     """
@@ -762,12 +765,14 @@ def _verify_retrain(found, plan: Plan, n: int, log, max_seconds: float | None = 
     from . import datasets
 
     libs = {"torch": torch.__version__, "numpy": np.__version__}
+    cpu = _cpu_model()
     candidates = sorted(
-        (e for e in found if e["keys"]["libraries"] == libs),
+        (e for e in found if e["keys"]["libraries"] == libs and e["provenance"]["cpu"] == cpu),
         key=lambda e: (e["instance"]["n_train"], e["train_seconds"] or 0),
     )
     if n and not candidates:
-        log("  retrain: no entry was made with today's library versions; skipped")
+        log(f"  retrain: no entry was made on this CPU ({cpu}) with today's library versions; "
+            "skipped (another CPU rounds differently, and training amplifies it)")  # fmt: skip
         return True
     if n and max_seconds is not None:
         cheap = [e for e in candidates if (e["train_seconds"] or 0) <= max_seconds]
