@@ -259,6 +259,30 @@ def test_task2_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     assert any("bitwise equal" in line for line in lines)
     assert any("re-evaluated" in line and "eta=" in line for line in lines)
 
+    # weights that differ (another CPU): a detector is judged by its decisions, not by a
+    # cross-entropy near zero; a changed decision on the test file is a mismatch
+    from qftml import instances
+
+    monkeypatch.setattr(instances, "_weights_digest", lambda model: str(id(model)))
+    cheapest = min(results.entries("task2-detection"), key=lambda x: x["train_seconds"])
+    path = cheapest["_path"]
+    record = {k: v for k, v in cheapest.items() if k != "_path"}
+    lat, j, _ = results._points(record, results.plan_task2_detection("tiny2"))[0]  # retrained on
+    record["tests"][lat]["loss"][j] *= 100  # far outside the 5 % of the loss
+    record["checksum"] = results._entry_digest(record)
+    with open(path, "w") as fh:
+        json.dump(record, fh)
+    lines = []
+    assert results.verify(sample=0, retrain=1, log=lines.append), lines
+    assert any("weights differ" in line and "within one of" in line for line in lines)
+    record["tests"][lat]["accuracy"][j] -= 0.5  # a stored accuracy the model does not reach
+    record["checksum"] = results._entry_digest(record)
+    with open(path, "w") as fh:
+        json.dump(record, fh)
+    lines = []
+    assert not results.verify(sample=0, retrain=1, log=lines.append)
+    assert any("MISMATCH" in line for line in lines)
+
 
 PROFILE_TASK3 = """\
 tiny3:
