@@ -93,6 +93,11 @@ def test_verify_passes_on_a_true_store_and_fails_on_an_altered_one(store, monkey
         m.setattr(results, "_cpu_model", lambda: "another CPU x64")
         assert results.verify(sample=0, retrain=1, log=lines.append)
     assert any("no entry was made on this CPU (another CPU x64)" in line for line in lines)
+    lines = []  # ... nor those made on another device (a GPU, say)
+    with monkeypatch.context() as m:
+        m.setattr(results, "_device_name", lambda: "cuda: a GPU")
+        assert results.verify(sample=0, retrain=1, log=lines.append)
+    assert any("and device (cuda: a GPU)" in line for line in lines)
     assert not any("retrained" in line for line in lines)
     lines = []  # no entry cheap enough: the retraining is skipped, and says so
     assert results.verify(sample=0, retrain=1, retrain_max_seconds=0, log=lines.append)

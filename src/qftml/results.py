@@ -57,7 +57,7 @@ import torch
 from . import experiments, grid, instances, keys, nets
 from .paths import ROOT
 from .profiles import notebook_params
-from .training import Budget, Task, evaluate, load_model, resolve_precision
+from .training import Budget, Task, evaluate, load_model, pick_device, resolve_precision
 
 __all__ = [
     "EVAL_RTOL",
@@ -269,6 +269,15 @@ def _cpu_model() -> str:
     return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 
+def _device_name() -> str:
+    """What trains here (:func:`qftml.training.pick_device`): ``"cpu"``, or e.g.
+    ``"cuda: NVIDIA H100 80GB HBM3"``."""
+    dev = pick_device()
+    if dev.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(dev)}"
+    return dev.type
+
+
 def provenance(plan: Plan, command: str | None = None) -> dict:
     """Where and how the entries of a run are made."""
     commit = _git("rev-parse", "HEAD")
@@ -277,7 +286,7 @@ def provenance(plan: Plan, command: str | None = None) -> dict:
         "commit": commit + ("+dirty" if dirty else ""),
         "profile": plan.profile,
         "params": plan.params,
-        "device": "cpu",
+        "device": _device_name(),
         "cpu": _cpu_model(),
         "host": platform.node(),
         "threads": torch.get_num_threads(),
@@ -767,14 +776,16 @@ def _verify_retrain(found, plan: Plan, n: int, log, max_seconds: float | None = 
     from . import datasets
 
     libs = {"torch": torch.__version__, "numpy": np.__version__}
-    cpu = _cpu_model()
+    here = {"cpu": _cpu_model(), "device": _device_name()}
     candidates = sorted(
-        (e for e in found if e["keys"]["libraries"] == libs and e["provenance"]["cpu"] == cpu),
+        (e for e in found if e["keys"]["libraries"] == libs
+         and all(e["provenance"].get(k) == v for k, v in here.items())),
         key=lambda e: (e["instance"]["n_train"], e["train_seconds"] or 0),
-    )
+    )  # fmt: skip
     if n and not candidates:
-        log(f"  retrain: no entry was made on this CPU ({cpu}) with today's library versions; "
-            "skipped (another CPU rounds differently, and training amplifies it)")  # fmt: skip
+        log(f"  retrain: no entry was made on this CPU ({here['cpu']}) and device "
+            f"({here['device']}) with today's library versions; skipped (another device "
+            "rounds differently, and training amplifies it)")  # fmt: skip
         return True
     if n and max_seconds is not None:
         cheap = [e for e in candidates if (e["train_seconds"] or 0) <= max_seconds]
