@@ -29,14 +29,15 @@ profile = "ci"
 # %%
 import pandas as pd
 
-from qftml import results
+from qftml import datasets, results
 from qftml.profiles import setup
 from qftml.tasks import statements
 
 P = setup("00_statements", profile)
 
 # %%
-table = statements.table("paper")
+flux = datasets.load_task2(profile, "val")  # for the structural 2x2 check
+table = statements.table("paper", flux_data=flux, seed=P["seed"])
 cover = results.summary()
 n_entries = sum(r["instances"] for rows in cover.values() for r in rows)
 print(f"results store: {n_entries} stored instances")

@@ -257,6 +257,13 @@ def test_task2_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     figures.accuracy_map(ax, S, "EQ published", S.train_points)  # the chapter's figure
     assert ax.get_title() == "EQ published (2 instances)"
     plt.close(fig)
+    from qftml.tasks import statements  # the 2x2 statement: structural check and the store
+
+    table = statements.table("tiny2", min_seeds=2, flux_data=data.val, seed=0)
+    row = table.loc["t2-2x2"]
+    assert row["verdict"] == "confirmed" and "published EQ (2x2) on 12x12" in row["evidence"]
+    assert "task-2 store 6/6" in row["coverage"]
+    assert statements.table("tiny2").loc["t2-2x2", "verdict"] == "no full-statistics run yet"
     summary = results.summary("tiny2")["task2"]
     assert {(r["family"], r["instances"]) for r in summary} == {("EQ", 2), ("ST", 2), ("FL", 2)}
     lines = []

@@ -66,9 +66,16 @@ def _verdict(flag: bool) -> str:
     return "confirmed" if flag else "not confirmed"
 
 
-def table(profile: str = "paper", root=None, *, min_seeds: int = 3):
+def table(profile: str = "paper", root=None, *, min_seeds: int = 3, flux_data=None,
+          seed: int = 0):  # fmt: skip
     """The statements with verdict, evidence and coverage, as a DataFrame; a training-set
-    size enters once at least ``min_seeds`` instances of every model are stored."""
+    size enters once at least ``min_seeds`` instances of every model are stored.
+
+    ``flux_data`` (task-2 configurations, e.g. a validation split) with ``seed`` judges the
+    structural statement that 2x2 convolutions are necessary
+    (:func:`qftml.tasks.detection.shuffle_check`: a network of 1x1 kernels is blind to a
+    shuffle of the sites, which breaks the conservation law); the store adds the published
+    EQ winner's accuracy on the largest lattice."""
     import pandas as pd
 
     parts: dict[str, dict[int, tuple]] = {"reliable": {}, "general": {}}  # task -> (flag, text)
@@ -129,6 +136,8 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = 3):
         )
         parts["general"][1] = (g.eq_beats_st, f"EQ beats ST on other lattices: {g.eq_beats_st}")
     _task2_parts(parts, profile, root, min_seeds)
+    if flux_data is not None:
+        rows["t2-2x2"] |= _kernel_row(flux_data, seed, profile, root, min_seeds)
     _task3_parts(parts, profile, root, min_seeds)
     for key, name in (("all-eq", "reliable"), ("all-generalization", "general")):
         known = parts[name]
@@ -161,6 +170,28 @@ def _task2_parts(parts: dict, profile: str, root, min_seeds: int) -> None:
     text = (f"{v2.largest}, median error EQ {c['median_a']:.2g} vs ST {c['median_b']:.2g}, "
             f"ST ahead p = {v2.p_st:.2g}")  # fmt: skip
     parts["reliable"][2] = parts["general"][2] = (not v2.st_ahead, text)
+
+
+def _kernel_row(data, seed: int, profile: str, root, min_seeds: int) -> dict:
+    """The 2x2 statement: necessary, since a 1x1 network cannot tell a valid configuration
+    from its shuffled (violated) sites; with the store, what the 2x2 EQ winner reaches."""
+    check = detection.shuffle_check(data, seed)
+    necessary = check.blind and check.violated_fraction > 0
+    text = (f"1x1 network's largest output change under site shuffles {check.change:.1e}, "
+            f"which violate the law in {check.violated_fraction:.0%} of {check.n_valid} valid "
+            "configurations")  # fmt: skip
+    cover = f"structural check on {check.n_valid} configurations"
+    if results.entries("task2-detection", root):
+        s2 = detection.stored("task2-detection", profile, root)
+        if min(s2.instances().values(), default=0) >= min_seeds:
+            a = s2.accuracy
+            eq = a[(a["label"] == "EQ published") & (a["lattice"] == s2.lattices[-1])]
+            per = eq.groupby("seed")["accuracy"].mean()
+            text += (f"; the published EQ (2x2) on {s2.lattices[-1]}: accuracy "
+                     f"{per.mean():.5f} ± {per.std(ddof=1) / len(per) ** 0.5:.1g} "
+                     f"({len(per)} instances)")  # fmt: skip
+            cover += f"; task-2 store {s2.n}/{s2.planned} instances"
+    return {"verdict": _verdict(necessary), "evidence": text, "coverage": cover}
 
 
 def _task3_parts(parts: dict, profile: str, root, min_seeds: int) -> None:
