@@ -76,6 +76,9 @@ if V_GEN is not None:
     plt.show()
     display(V_GEN.versus, V_GEN.kink)  # noqa: F821
     print(*V_GEN.lines(), sep="\n")
+    W = regression.worst_st(STORE.per_mu, train_lattice=STORE.lattice, mu_range=STORE.mu_range,
+                            n_train=V_GEN.n_train)  # fmt: skip
+    print(W.line(), f"no EQ instance behaves like the worst ST: {W.no_eq_like_worst_st}")
 
 # %% [markdown]
 # ## Silver Blaze: training on one phase only

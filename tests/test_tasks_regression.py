@@ -158,3 +158,32 @@ def test_lattice_size_tests_use_the_largest_size_with_the_most_instances():
     assert regression.generalization_size(chunks) == 2000
     with pytest.raises(ValueError, match="no finished size"):
         regression.generalization_size({})
+
+
+def _extrapolation_losses(beyond_eq: float, beyond_st_worst: float):
+    """Per-mu losses of 3 EQ and 3 ST instances on 60x4: 1e-6 inside mu <= 1.05; beyond it
+    EQ seed 2 has ``beyond_eq`` and ST seed 1 ``beyond_st_worst``, the others 1e-4."""
+    rows = []
+    for fam in ("EQ", "ST"):
+        for seed in range(3):
+            for mu in (0.95, 1.0, 1.05, 1.2, 1.5):
+                loss = 1e-6 if mu <= 1.05 else 1e-4
+                if mu > 1.05 and (fam, seed) == ("EQ", 2):
+                    loss = beyond_eq
+                if mu > 1.05 and (fam, seed) == ("ST", 1):
+                    loss = beyond_st_worst
+                rows.append(dict(label=fam, family=fam, augment="none", n_train=200,
+                                 seed=seed, lattice="60x4", mu=mu, loss=loss))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_worst_st_behaviour_is_looked_for_in_every_eq_instance():
+    kw = dict(train_lattice="60x4", mu_range=(0.95, 1.05), n_train=200)
+    w = regression.worst_st(_extrapolation_losses(1e-4, 0.03), **kw)
+    assert w.worst_st_seed == 1 and w.st_beyond == pytest.approx(0.03)
+    assert w.st_inside == pytest.approx(1e-6) and w.n_eq == 3 and w.no_eq_like_worst_st
+    w = regression.worst_st(_extrapolation_losses(0.02, 0.03), **kw)  # one EQ instance fails alike
+    assert w.eq_beyond_max == pytest.approx(0.02) and not w.no_eq_like_worst_st
+    assert "ratio 0.67" in w.line()
+    with pytest.raises(ValueError, match="no plain instances at N_train = 50"):
+        regression.worst_st(_extrapolation_losses(1e-4, 0.03), **{**kw, "n_train": 50})

@@ -51,6 +51,8 @@ __all__ = [
     "extrapolation",
     "generalization",
     "generalization_size",
+    "WorstST",
+    "worst_st",
     "holm",
     "in_range",
     "invariance",
@@ -205,6 +207,57 @@ def in_range(per_mu, lo: float, hi: float, *, tol: float = 1e-9):
     keys = ["label", "family", "augment", "n_train", "seed"]
     out = sel.groupby(keys, as_index=False)[["loss", "loss_n", "loss_phi2"]].mean()
     return out.rename(columns={"loss": "test", "loss_n": "test[n]", "loss_phi2": "test[phi2]"})
+
+
+@dataclass
+class WorstST:
+    """The source's "worst ST" behaviour (right inside the training range of ``mu``, wrong
+    beyond it) looked for in every EQ instance, on the training lattice at one ``N_train``."""
+
+    n_train: int
+    worst_st_seed: int  # the ST instance with the largest loss over all test mu
+    st_inside: float  # its mean loss for mu inside the training range
+    st_beyond: float  # ... and beyond it
+    eq_beyond_max: float  # the largest mean loss beyond the range of any EQ instance
+    n_eq: int
+    factor: float = 10.0  # "unlike": an order of magnitude, as the source's log-scale plots
+
+    @property
+    def no_eq_like_worst_st(self) -> bool:
+        """Every EQ instance's loss beyond the training range is ``factor`` times below the
+        worst ST's."""
+        return self.eq_beyond_max * self.factor < self.st_beyond
+
+    def line(self) -> str:
+        return (
+            f"N_train = {self.n_train}: worst ST (seed {self.worst_st_seed}) inside "
+            f"{self.st_inside:.2g}, beyond {self.st_beyond:.2g}; largest beyond of the "
+            f"{self.n_eq} EQ instances {self.eq_beyond_max:.2g} "
+            f"(ratio {self.eq_beyond_max / self.st_beyond:.2g}; unlike below 1/{self.factor:g})"
+        )
+
+
+def worst_st(per_mu, *, train_lattice: str, mu_range, n_train: int, tol: float = 1e-9):
+    """:class:`WorstST` from the per-mu losses of the plain instances (the columns of
+    :func:`qftml.results.point_table`) on ``train_lattice``: per instance the mean loss over
+    the test mu inside ``mu_range`` and over those above it."""
+    lo, hi = mu_range
+    sel = per_mu[(per_mu["augment"] == "none") & (per_mu["n_train"] == n_train)
+                 & (per_mu["lattice"] == train_lattice)]  # fmt: skip
+    if sel.empty:
+        raise ValueError(f"no plain instances at N_train = {n_train} on {train_lattice}")
+    inside = sel[(sel["mu"] >= lo - tol) & (sel["mu"] <= hi + tol)]
+    beyond = sel[sel["mu"] > hi + tol]
+    if beyond.empty:
+        raise ValueError(f"no test mu beyond {hi:g}")
+    ins = inside.groupby(["family", "seed"])["loss"].mean()
+    out = beyond.groupby(["family", "seed"])["loss"].mean()
+    allmu = sel.groupby(["family", "seed"])["loss"].mean()
+    if "ST" not in allmu.index.get_level_values(0) or "EQ" not in out.index.get_level_values(0):
+        raise ValueError("worst_st needs EQ and ST instances")
+    seed = int(allmu.loc["ST"].idxmax())
+    return WorstST(int(n_train), seed, float(ins.loc[("ST", seed)]), float(out.loc[("ST", seed)]),
+                   float(out.loc["EQ"].max()), int(len(out.loc["EQ"])))  # fmt: skip
 
 
 def lattice_order(names) -> list[str]:

@@ -118,6 +118,8 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = 3, flux_data=No
         }
         m_gen = regression.generalization_size({m: chunks[m] for m in sizes})
         g = regression.generalization(per_mu, train_lattice=lat, mu_range=(lo, hi), n_train=m_gen)
+        w = regression.worst_st(per_mu, train_lattice=lat, mu_range=(lo, hi), n_train=m_gen)
+        rows["t1-worst-st"] |= {"verdict": _verdict(w.no_eq_like_worst_st), "evidence": w.line()}
         k = g.kink[g.kink["family"] == "ST"]
         rows["t1-lattices"] |= {
             "verdict": _verdict(g.eq_beats_st),
@@ -128,7 +130,8 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = 3, flux_data=No
             "evidence": f"ST loss ratio to neighbours {_span(k['median ratio'])}; "
             f"largest p {k['p_value'].max():.2g}; EQ kink: {g.eq_kink}",
         }
-        for key in ("t1-any-n", "t1-improves", "t1-augment", "t1-lattices", "t1-kink"):
+        for key in ("t1-any-n", "t1-improves", "t1-augment", "t1-lattices", "t1-kink",
+                    "t1-worst-st"):  # fmt: skip
             rows[key]["coverage"] = cover
         parts["reliable"][1] = (
             v.eq_established,
