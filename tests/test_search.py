@@ -123,7 +123,7 @@ def test_parallel_search_killed_and_resumed(tmp_path):
     env = dict(os.environ, QFTML_QUIET="1")
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, env=env)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # generous: a loaded machine starts workers late
         done = 0
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.3)
