@@ -21,7 +21,10 @@
 # says so; the chapters show the live small-scale run beside the stored one. The verdict
 # criteria (one-sided Mann–Whitney tests that must all reject at 5 %, Student-t intervals of
 # slopes, Holm's correction for the augmentation tests, paired Wilcoxon tests for the kink)
-# are stated in each chapter.
+# are stated in each chapter; the summary slide's statements on all tasks are confirmed only
+# when the part of every task holds ({mod}`qftml.tasks.statements`, {ref}`deviations`). Each
+# chapter name links to that chapter's full-statistics section. The statements of the second
+# talk are tested in chapters 10–13, at the page's profile.
 
 # %% tags=["parameters"]
 profile = "ci"
