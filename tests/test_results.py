@@ -349,6 +349,21 @@ def test_task3_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     pd.testing.assert_frame_equal(S.loss_by("worms"), live.loss_by("worms"), rtol=1e-5)
     pd.testing.assert_frame_equal(S.exact_fractions(), live.exact_fractions(), rtol=1e-6)
     assert S.var_val == pytest.approx(float(val.targets.var()))  # from the plan alone
+    # the chapter's full-statistics verdicts, on the stored tables as on the live ones
+    heads = counting.architectures()["linear head after the sum"]
+    ours = S.loss_table()
+    full = counting.compare_with_source(ours, counting.source_table(ours.columns), heads)
+    live_cmp = counting.compare_with_source(
+        live.loss_table(), counting.source_table(ours.columns), heads
+    )
+    assert full.lines() == live_cmp.lines()
+    expl = counting.explained_variance(S.table, S.var_val, labels=S.labels)
+    assert (
+        expl.lines()
+        == counting.explained_variance(
+            live.table, float(val.targets.var()), labels=live.labels
+        ).lines()
+    )
     fig, ax = plt.subplots()
     figures.count_test_vs_val(ax, S, "all")  # the chapter's figures take the stored run
     figures.count_loss_vs_volume(ax, S)
