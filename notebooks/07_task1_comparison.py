@@ -54,8 +54,9 @@ pd.set_option("display.float_format", "{:.3g}".format)  # tables: three signific
 # to 1000 epochs {cite}`Ein:scalarmlreflection`. Run once by
 # `python -m qftml results run task1-comparison`, it is kept with its provenance in the
 # results store ({mod}`qftml.results`), from which every number below is computed; while the
-# run is incomplete the verdicts use only the sizes at which at least three instances of
-# every model are stored, and say so.
+# run is incomplete the verdicts use only the sizes at which at least four instances of
+# every model are stored (the fewest at which a one-sided Mann–Whitney test can reject at
+# 5 %, {data}`qftml.results.MIN_SEEDS`), and say so.
 
 # %% tags=["hide-input"]
 STORE = regression.stored(P["store"][0]) if P["store"] else None

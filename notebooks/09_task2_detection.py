@@ -57,8 +57,8 @@ PAR = detection.Params.from_dict(P)
 # `paper` profile with its budget (both printed below), each tested on every parameter point
 # and lattice of the `paper` test split. Run once by `python -m qftml results run task2-detection`
 # and kept with its provenance ({mod}`qftml.results`); every number in this section is
-# computed from it. The verdict compares the published EQ and ST winners once at least three
-# instances of each are stored.
+# computed from it. The verdict compares the published EQ and ST winners once at least four
+# instances of each are stored ({data}`qftml.results.MIN_SEEDS`).
 
 # %% tags=["hide-input"]
 STORE = detection.stored(P["store"][0]) if P["store"] else None

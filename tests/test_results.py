@@ -250,7 +250,7 @@ def test_task2_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     b = S.accuracy.sort_values(key).reset_index(drop=True)
     pd.testing.assert_series_equal(a["accuracy"], b["accuracy"], rtol=1e-6)
     pd.testing.assert_frame_equal(S.summary(), live.summary(), rtol=1e-6)
-    assert S.verdict() is None  # 2 instances per model: below min_seeds = 3
+    assert S.verdict() is None  # 2 instances per model: below results.MIN_SEEDS = 4
     assert S.verdict(min_seeds=2).lines() == detection.family_verdict(live.accuracy, lats).lines()
     assert S.train_points == [(4.01, 1.5), (4.25, 1.0)]
     fig, ax = plt.subplots()
@@ -401,3 +401,10 @@ def test_a_statement_on_all_tasks_is_confirmed_only_by_every_part():
     assert _across({1: yes}) == "open (task 2, 3 not stored yet)"
     assert _across({1: yes, 3: no}) == "not confirmed"  # one failing part decides
     assert _across({1: yes, 2: yes, 3: yes}) == "confirmed"
+
+
+def test_pages_compare_models_from_the_fewest_instances_that_can_reject():
+    assert results.MIN_SEEDS == results.fewest_instances(0.05) == 4  # 1/70 < 0.05 <= 1/20
+    assert results.fewest_instances(0.01) == 5  # 1/252 < 0.01 <= 1/70
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        results.fewest_instances(0.0)

@@ -62,6 +62,8 @@ from .training import Budget, Task, evaluate, load_model, pick_device, resolve_p
 __all__ = [
     "EVAL_RTOL",
     "EXPERIMENTS",
+    "MIN_SEEDS",
+    "fewest_instances",
     "RETRAIN_RTOL",
     "complete_seeds",
     "complete_sizes",
@@ -93,6 +95,22 @@ EXPERIMENTS = {
     "task2-detection": (2, "09_task2_detection"),
     "task3-counting": (3, "09_task3_counting"),
 }
+
+
+def fewest_instances(alpha: float = 0.05) -> int:
+    """The fewest instances per model at which a one-sided Mann-Whitney test of two models
+    can reject at level ``alpha``: the smallest ``n`` with ``1 / binom(2n, n) < alpha``."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1); got {alpha}")
+    n = 1
+    while 1 / math.comb(2 * n, n) >= alpha:
+        n += 1
+    return n
+
+
+#: Instances of every model a size (or an experiment) needs before the pages compare models
+#: on it: ``fewest_instances(0.05)`` = 4 (with 3, the smallest attainable p is 0.05).
+MIN_SEEDS = fewest_instances(0.05)
 #: Relative tolerance of a re-evaluated test loss against the stored one: evaluation is
 #: deterministic, but the summation order of a batched forward pass may differ between
 #: thread counts and CPUs (float32 rounding, ~1e-7 per operation).
@@ -630,7 +648,7 @@ def complete_seeds(experiment: str = "task1-comparison", profile: str = "paper",
     return out
 
 
-def select_complete(table, chunks: dict, *, min_seeds: int = 3):
+def select_complete(table, chunks: dict, *, min_seeds: int = MIN_SEEDS):
     """Rows of ``table`` in finished chunks (``chunks`` from :func:`complete_seeds`) at the
     sizes with at least ``min_seeds`` finished seeds: every model with the same instances."""
     if not len(table):

@@ -515,10 +515,14 @@ class Stored(_AccuracyTable):
         seeds = self.validation.groupby("label")["seed"].nunique()
         return {label: int(seeds.get(label, 0)) for label in self.labels}
 
-    def verdict(self, alpha: float = 0.05, *, min_seeds: int = 3) -> FamilyVerdict | None:
+    def verdict(self, alpha: float = 0.05, *, min_seeds: int | None = None) -> FamilyVerdict | None:
         """:func:`family_verdict` on the stored instances, once every label has at least
         ``min_seeds`` (else None: no comparison is attempted on a store just begun)."""
-        if min(self.instances().values(), default=0) < min_seeds:
+        from ..results import MIN_SEEDS
+
+        if min(self.instances().values(), default=0) < (
+            MIN_SEEDS if min_seeds is None else min_seeds
+        ):
             return None
         return family_verdict(self.accuracy, self.lattices, alpha=alpha)
 

@@ -738,7 +738,7 @@ class Stored:
     planned: int
     chunks: dict  # N_train -> seeds at which every model is stored
     provenance: dict
-    per_mu: object  # DataFrame (results.point_table) of the finished chunks (>= 3 seeds)
+    per_mu: object  # DataFrame (results.point_table) of the finished chunks (>= MIN_SEEDS)
     lattice: str  # the training lattice and range of the paper profile
     mu_range: tuple
 
@@ -748,8 +748,11 @@ class Stored:
 
     @property
     def sizes(self) -> list[int]:
-        """The ``N_train`` with at least three finished seeds (what the verdicts use)."""
-        return sorted(int(m) for m, s in self.chunks.items() if len(s) >= 3)
+        """The ``N_train`` with at least :data:`qftml.results.MIN_SEEDS` finished seeds (what
+        the verdicts use)."""
+        from ..results import MIN_SEEDS
+
+        return sorted(int(m) for m, s in self.chunks.items() if len(s) >= MIN_SEEDS)
 
     def table(self):
         """One row per stored instance of a finished chunk: the loss on the training lattice

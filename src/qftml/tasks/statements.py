@@ -66,8 +66,8 @@ def _verdict(flag: bool) -> str:
     return "confirmed" if flag else "not confirmed"
 
 
-def table(profile: str = "paper", root=None, *, min_seeds: int = 3, flux_data=None,
-          seed: int = 0):  # fmt: skip
+def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEEDS,
+          flux_data=None, seed: int = 0):  # fmt: skip
     """The statements with verdict, evidence and coverage, as a DataFrame; a training-set
     size enters once at least ``min_seeds`` instances of every model are stored.
 
