@@ -517,12 +517,12 @@ class Stored(_AccuracyTable):
 
     def verdict(self, alpha: float = 0.05, *, min_seeds: int | None = None) -> FamilyVerdict | None:
         """:func:`family_verdict` on the stored instances, once every label has at least
-        ``min_seeds`` (else None: no comparison is attempted on a store just begun)."""
+        ``min_seeds`` (default :data:`qftml.results.MIN_SEEDS`; else None: no comparison is
+        attempted on a store just begun)."""
         from ..results import MIN_SEEDS
 
-        if min(self.instances().values(), default=0) < (
-            MIN_SEEDS if min_seeds is None else min_seeds
-        ):
+        need = MIN_SEEDS if min_seeds is None else min_seeds
+        if min(self.instances().values(), default=0) < need:
             return None
         return family_verdict(self.accuracy, self.lattices, alpha=alpha)
 
