@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import re
 import statistics
@@ -207,8 +208,6 @@ def task1_data(which: str, n_train: int, n_test: int, seed: int = 0):
 def loss_agreement(seeds, n_train, n_test, epochs, data="auto"):
     """Test MSE of fp32 and bf16 training with the source's recipe, over seeds: mean ± s.e.
     of each, and the seed-paired difference of log MSE (same weights and batch order)."""
-    import math
-
     from qftml.training import source_batch_size
 
     entry = published(1, "EQ")

@@ -72,6 +72,7 @@ __all__ = [
     "provenance_summary",
     "select_complete",
     "store_digest",
+    "store_line",
     "training_range",
     "SCHEMA",
     "Plan",
@@ -225,9 +226,13 @@ _PLANS: dict[str, Callable[..., Plan]] = {
 }
 
 
-def _plan(experiment: str, profile: str) -> Plan:
+def _known(experiment: str) -> None:
     if experiment not in _PLANS:
         raise ValueError(f"unknown experiment {experiment!r}; choose one of {sorted(_PLANS)}")
+
+
+def _plan(experiment: str, profile: str) -> Plan:
+    _known(experiment)
     return _PLANS[experiment](profile)
 
 
@@ -658,6 +663,17 @@ def select_complete(table, chunks: dict, *, min_seeds: int = MIN_SEEDS):
     return table[np.array(mask, dtype=bool)]
 
 
+def store_line(stored: int, planned: int, provenance: dict) -> str:
+    """How much of its plan an experiment's store holds, and where and when it was made
+    (``provenance`` from :func:`provenance_summary`): one line for a page."""
+    p, state = provenance, "complete" if stored == planned else "PARTIAL"
+    return (
+        f"results store: {stored} of {planned} planned instances ({state}), "
+        f"{p['train_hours']:.2f} h of training on {', '.join(p['machines']) or '-'}, "
+        f"{p['first'] or '-'} .. {p['last'] or '-'}"
+    )
+
+
 def provenance_summary(experiment: str = "task1-comparison", profile="paper", root=None) -> dict:
     """Where the current entries came from: commits, dates, machines, threads, training time."""
     found = current_entries(experiment, profile, root)
@@ -677,10 +693,9 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
     and the plan, recipe and dataset keys of ``profile`` it is judged against."""
     payload = []
     for experiment in experiments_:
-        if experiment not in _PLANS:
-            _plan(experiment, profile)  # raises, naming the known experiments
+        _known(experiment)
         try:
-            plan = _plan(experiment, profile)
+            plan = _PLANS[experiment](profile)
             params, recipe = plan.params, recipe_keys(plan)
         except (ValueError, TypeError, KeyError) as exc:  # a malformed value still hashes
             params = notebook_params(EXPERIMENTS[experiment][1], profile)

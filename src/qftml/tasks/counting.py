@@ -429,16 +429,15 @@ class Stored(Retrained):
         return hit.reindex(index=self.labels, columns=self.lattices)
 
     def lines(self) -> list[str]:
-        p, b = self.provenance, self.plan.budget
-        state = "complete" if self.complete else "PARTIAL"
+        from .. import results
+
+        b = self.plan.budget
         return [
             f"plan ({self.plan.profile} profile): {len(self.plan.seeds)} instances of each of "
             f"the {len(self.plan.specs)} winners on N_train = {self.plan.sizes[0]}, at most "
             f"{b.max_epochs} epochs (patience {b.patience}, batch {b.batch_size}, lr {b.lr:g}, "
             f"{b.optimizer})",
-            f"results store: {self.n_stored} of {self.planned} planned instances ({state}), "
-            f"{p['train_hours']:.2f} h of training on {', '.join(p['machines']) or '-'}, "
-            f"{p['first'] or '-'} .. {p['last'] or '-'}",
+            results.store_line(self.n_stored, self.planned, self.provenance),
             "instances per model: " + ", ".join(f"{k} {v}" for k, v in self.instances().items()),
         ]
 

@@ -527,16 +527,14 @@ class Stored(_AccuracyTable):
         return family_verdict(self.accuracy, self.lattices, alpha=alpha)
 
     def lines(self) -> list[str]:
-        p = self.provenance
-        state = "complete" if self.complete else "PARTIAL"
+        from .. import results
+
         b = self.plan.budget
         return [
             f"plan ({self.plan.profile} profile): {len(self.plan.seeds)} instances of each of "
             f"{', '.join(self.labels)} on N_train = {self.plan.sizes[0]}, at most "
             f"{b.max_epochs} epochs (patience {b.patience}, batch {b.batch_size}, lr {b.lr:g})",
-            f"results store: {self.n} of {self.planned} planned instances ({state}), "
-            f"{p['train_hours']:.2f} h of training on {', '.join(p['machines']) or '-'}, "
-            f"{p['first'] or '-'} .. {p['last'] or '-'}",
+            results.store_line(self.n, self.planned, self.provenance),
             "instances per model: " + ", ".join(f"{k} {v}" for k, v in self.instances().items()),
         ]
 

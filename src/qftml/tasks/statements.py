@@ -138,9 +138,11 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
             f"EQ beats ST, FL at every size: {v.eq_established}",
         )
         parts["general"][1] = (g.eq_beats_st, f"EQ beats ST on other lattices: {g.eq_beats_st}")
-    _task2_parts(parts, profile, root, min_seeds)
+    has2 = bool(results.entries("task2-detection", root))
+    s2 = detection.stored("task2-detection", profile, root) if has2 else None  # read once
+    _task2_parts(parts, s2, min_seeds)
     if flux_data is not None:
-        rows["t2-2x2"] |= _kernel_row(flux_data, seed, profile, root, min_seeds)
+        rows["t2-2x2"] |= _kernel_row(flux_data, seed, s2, min_seeds)
     _task3_parts(parts, profile, root, min_seeds)
     for key, name in (("all-eq", "reliable"), ("all-generalization", "general")):
         known = parts[name]
@@ -162,11 +164,10 @@ def _across(known: dict) -> str:
     return f"open (task {missing} not stored yet)" if known else "no full-statistics run yet"
 
 
-def _task2_parts(parts: dict, profile: str, root, min_seeds: int) -> None:
-    """Task 2's part of the summary statements: ST not ahead of EQ on the largest lattice."""
-    if not results.entries("task2-detection", root):
-        return
-    v2 = detection.stored("task2-detection", profile, root).verdict(min_seeds=min_seeds)
+def _task2_parts(parts: dict, s2, min_seeds: int) -> None:
+    """Task 2's part of the summary statements (``s2``: the task-2 store, or None): ST not
+    ahead of EQ on the largest lattice."""
+    v2 = s2.verdict(min_seeds=min_seeds) if s2 is not None else None
     if v2 is None:
         return
     c = v2.comparison
@@ -175,7 +176,7 @@ def _task2_parts(parts: dict, profile: str, root, min_seeds: int) -> None:
     parts["reliable"][2] = parts["general"][2] = (not v2.st_ahead, text)
 
 
-def _kernel_row(data, seed: int, profile: str, root, min_seeds: int) -> dict:
+def _kernel_row(data, seed: int, s2, min_seeds: int) -> dict:
     """The 2x2 statement: necessary, since a 1x1 network cannot tell a valid configuration
     from its shuffled (violated) sites; with the store, what the 2x2 EQ winner reaches."""
     check = detection.shuffle_check(data, seed)
@@ -184,16 +185,14 @@ def _kernel_row(data, seed: int, profile: str, root, min_seeds: int) -> dict:
             f"which violate the law in {check.violated_fraction:.0%} of {check.n_valid} valid "
             "configurations")  # fmt: skip
     cover = f"structural check on {check.n_valid} configurations"
-    if results.entries("task2-detection", root):
-        s2 = detection.stored("task2-detection", profile, root)
-        if min(s2.instances().values(), default=0) >= min_seeds:
-            a = s2.accuracy
-            eq = a[(a["label"] == "EQ published") & (a["lattice"] == s2.lattices[-1])]
-            per = eq.groupby("seed")["accuracy"].mean()
-            text += (f"; the published EQ (2x2) on {s2.lattices[-1]}: accuracy "
-                     f"{per.mean():.5f} ± {per.std(ddof=1) / len(per) ** 0.5:.1g} "
-                     f"({len(per)} instances)")  # fmt: skip
-            cover += f"; task-2 store {s2.n}/{s2.planned} instances"
+    if s2 is not None and min(s2.instances().values(), default=0) >= min_seeds:
+        a = s2.accuracy
+        eq = a[(a["label"] == "EQ published") & (a["lattice"] == s2.lattices[-1])]
+        per = eq.groupby("seed")["accuracy"].mean()
+        text += (f"; the published EQ (2x2) on {s2.lattices[-1]}: accuracy "
+                 f"{per.mean():.5f} ± {per.std(ddof=1) / len(per) ** 0.5:.1g} "
+                 f"({len(per)} instances)")  # fmt: skip
+        cover += f"; task-2 store {s2.n}/{s2.planned} instances"
     return {"verdict": _verdict(necessary), "evidence": text, "coverage": cover}
 
 
