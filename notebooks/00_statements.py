@@ -24,7 +24,7 @@
 # are stated in each chapter; the summary slide's statements on all tasks are confirmed only
 # when the part of every task holds ({mod}`qftml.tasks.statements`, {ref}`deviations`). Each
 # chapter name links to that chapter's full-statistics section. The statements of the second
-# talk are tested in chapters 10–13, at the page's profile.
+# talk {cite}`Maiti:talk` follow in a second table.
 
 # %% tags=["parameters"]
 profile = "ci"
@@ -32,7 +32,7 @@ profile = "ci"
 # %%
 import pandas as pd
 
-from qftml import datasets, results
+from qftml import datasets, results, verdicts
 from qftml.profiles import setup
 from qftml.tasks import statements
 
@@ -48,6 +48,23 @@ shown = table.reset_index(drop=True)[["statement", "chapter", "verdict", "eviden
 shown["chapter"] = shown["chapter"].map(statements.link)  # to its full-statistics section
 with pd.option_context("display.max_colwidth", None):
     display(shown.style.hide(axis="index"))  # noqa: F821
+
+# %% [markdown]
+# ## The second talk
+#
+# The statements of the second talk, each judged by the chapter that tests it at the `paper`
+# profile: the verdicts are computed in the chapter's cells ({func}`qftml.verdicts.record`)
+# and stored with the run's provenance by `python -m qftml results pages`, keyed by the
+# chapter's code, its parameters, the package modules it imports and the library versions
+# ({mod}`qftml.verdicts`). A chapter whose stored run is missing or no longer matches today's
+# code says so instead of a verdict. The chapters themselves, in this book, run at the
+# page's profile.
+
+# %%
+second = verdicts.table(P["pages"])
+second["chapter"] = second["chapter"].map(statements.link)
+with pd.option_context("display.max_colwidth", None):
+    display(second.style.hide(axis="index"))  # noqa: F821
 
 # %% [markdown]
 # What the store covers (`python -m qftml results summary --json`):

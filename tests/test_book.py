@@ -234,23 +234,28 @@ def test_page_key_changes_with_every_value_of_every_section_it_reads(profile, mo
     assert checked > 100
 
 
-def test_a_page_showing_the_results_store_changes_key_with_the_store(monkeypatch):
-    """Pages that declare ``store:`` are keyed on the store's digest; others are not."""
-    from qftml import results
+STORE_PAGES = {"07_task1_comparison", "08_task1_generalization", "09_task2_detection"}
+
+
+@pytest.mark.parametrize(
+    "module, function, pages",
+    [
+        ("results", "store_digest", {"00_statements", "09_task3_counting", *STORE_PAGES}),
+        ("verdicts", "digest", {"00_statements"}),
+    ],
+)
+def test_a_page_showing_stored_results_changes_key_with_them(monkeypatch, module, function, pages):
+    """Pages that declare ``store:`` (experiments) or ``pages:`` (stored verdicts) are keyed
+    on what they show of the store; others are not."""
+    import importlib
 
     digest = {"value": "a"}
-    monkeypatch.setattr(results, "store_digest", lambda names, **kw: digest["value"])
+    target = importlib.import_module(f"qftml.{module}")
+    monkeypatch.setattr(target, function, lambda names, **kw: digest["value"])
     before = {s: book.content_key(s, "ci", package_digest="pkg") for s in book.toc_notebooks()}
     digest["value"] = "b"
     after = {s: book.content_key(s, "ci", package_digest="pkg") for s in book.toc_notebooks()}
-    changed = {s for s in before if before[s] != after[s]}
-    assert changed == {
-        "00_statements",
-        "07_task1_comparison",
-        "08_task1_generalization",
-        "09_task2_detection",
-        "09_task3_counting",
-    }
+    assert {s for s in before if before[s] != after[s]} == pages
 
 
 def test_reads_are_transitive_and_the_same_in_both_profiles():

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p_res = sub.add_parser(
         "results",
-        help="the full-statistics results store (results/): run, verify, summary",
+        help="the full-statistics results store (results/): run, pages, verify, summary",
         description="Train the missing instances of the store's experiments (resumable), "
         "check the store against today's code and data, or print what it covers.",
     )
@@ -72,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         help="retrain only entries whose stored training took at most this long",
     )  # fmt: skip
     r_ver.add_argument("--seed", type=int, default=0, help="seed of the random sample")
+    r_ver.add_argument(
+        "--rerun-pages", type=int, default=1,
+        help="stored pages to re-execute (the cheapest within --retrain-max-seconds)",
+    )  # fmt: skip
+    r_pag = res.add_parser(
+        "pages", help="execute the pages whose verdicts the landing page shows; store them"
+    )
+    r_pag.add_argument("stems", nargs="*", help="only these pages (default: all of them)")
+    r_pag.add_argument("--profile", default="paper", help="parameter profile (profiles.yml)")
+    r_pag.add_argument("--force", action="store_true", help="also pages whose record is current")
     r_sum = res.add_parser("summary", help="what the store covers")
     r_sum.add_argument("--json", action="store_true", help="as JSON")
     r_sum.add_argument("--profile", default="paper", help="the profile the entries must match")
@@ -129,7 +139,7 @@ def _dispatch(args) -> int:
 def _results(args) -> int:
     import json
 
-    from . import results
+    from . import results, verdicts
 
     if args.action == "run":
         out = results.run(
@@ -143,7 +153,12 @@ def _results(args) -> int:
             args.sample, retrain=args.retrain, seed=args.seed,
             retrain_max_seconds=args.retrain_max_seconds,
         )  # fmt: skip
+        ok &= verdicts.verify(args.rerun_pages, max_seconds=args.retrain_max_seconds)
         return 0 if ok else 1
+    if args.action == "pages":
+        done = verdicts.run_pages(args.stems or None, args.profile, force=args.force)
+        print(f"{len(done)} page(s) executed and stored")
+        return 0
     cover = results.summary(args.profile)
     if args.json:
         print(json.dumps(cover, indent=1))

@@ -78,7 +78,8 @@ def content_key(
     Its source, the profile, the parameters of every profile section it reads
     (:func:`qftml.profiles.sections_read`), the package sources and the pinned requirements,
     and, for a page whose section lists ``store: [experiment, ...]``, the entries of the
-    results store it shows (:func:`qftml.results.store_digest`).
+    results store it shows (:func:`qftml.results.store_digest`), or ``pages: [stem, ...]``,
+    the stored verdicts of those pages (:func:`qftml.verdicts.digest`).
     """
     h = hashlib.sha256()
     h.update((notebooks_dir / f"{stem}.py").read_bytes())
@@ -91,6 +92,11 @@ def content_key(
         from . import results
 
         h.update(results.store_digest(stores).encode())
+    pages = params[stem].get("pages") or []
+    if pages:  # the page shows stored verdicts of other pages
+        from . import verdicts
+
+        h.update(verdicts.digest(pages).encode())
     return h.hexdigest()
 
 

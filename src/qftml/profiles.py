@@ -117,11 +117,12 @@ def setup(notebook: str, profile: str) -> dict[str, Any]:
     Returns the parameter dictionary. Every executed notebook thus states which profile,
     seed, package version and commit produced it.
     """
-    from . import plotting
+    from . import plotting, verdicts
 
     global _PAGE
     params = notebook_params(notebook, profile)
     _PAGE = (notebook, profile)
+    verdicts.start_page(notebook, profile)  # the page's verdicts are those of this run
     plotting.use_style()
     import logging
 
