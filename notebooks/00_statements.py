@@ -24,7 +24,8 @@
 # are stated in each chapter; the summary slide's statements on all tasks are confirmed only
 # when the part of every task holds ({mod}`qftml.tasks.statements`, {ref}`deviations`). Each
 # chapter name links to that chapter's full-statistics section. The statements of the second
-# talk {cite}`Maiti:talk` follow in a second table.
+# talk {cite}`Maiti:talk`, and the validation of the model's sampler that every task rests on,
+# follow in a second table.
 
 # %% tags=["parameters"]
 profile = "ci"
@@ -50,10 +51,10 @@ with pd.option_context("display.max_colwidth", None):
     display(shown.style.hide(axis="index"))  # noqa: F821
 
 # %% [markdown]
-# ## The second talk
+# ## The sampler and the second talk
 #
-# The statements of the second talk, each judged by the chapter that tests it at the `paper`
-# profile: the verdicts are computed in the chapter's cells ({func}`qftml.verdicts.record`)
+# The worm sampler's validation (chapter 03) and the statements of the second talk, each
+# judged by the chapter that tests it at the `paper` profile: the verdicts are computed in the chapter's cells ({func}`qftml.verdicts.record`)
 # and stored with the run's provenance by `python -m qftml results pages`, keyed by the
 # chapter's code, its parameters, the package modules it imports and the library versions
 # ({mod}`qftml.verdicts`). A chapter whose stored run is missing or no longer matches today's

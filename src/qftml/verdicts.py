@@ -36,8 +36,10 @@ from .paths import NOTEBOOKS, ROOT, data_dir
 
 SCHEMA = 1
 
-#: Pages whose verdicts the landing page reads: the chapters on the second talk.
+#: Pages whose verdicts the landing page reads: the sampler's validation and the chapters
+#: on the second talk.
 PAGES = (
+    "03_worm_sampling",
     "10_networks_as_fields",
     "11_symmetry_via_duality",
     "12_symmetry_and_training",
