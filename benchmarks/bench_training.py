@@ -14,6 +14,10 @@ meaningful).
 - ``train fp32 CL``: plus channels-last (changes the float32 rounding only).
 - ``train bf16``: bfloat16 autocast of the lattice layers, head in float32, without / with
   channels-last (the default with bf16).
+- ``GEMM bound fp32 / bf16``: not a loop but its floor: the epoch's multiply-adds as dense
+  matrix products at the network's own shapes, timed on this core (:func:`gemm_seconds`).
+  Its ratio to the plain loop is the largest speed-up any loop with that arithmetic can
+  reach here.
 
 FLOPs per sample: ``2 K^2 C_in C_out T X`` per convolution and ``2 n_in n_out`` per dense
 layer for the forward pass, times 3 for forward + backward (the backward pass computes the
@@ -97,6 +101,42 @@ def core_peak() -> tuple[float, float, str]:
     return fp32, bf16, how
 
 
+def gemm_seconds(model, lattice, batch, n_train, n_val, dtype) -> float:
+    """Seconds per epoch of the network's multiply-adds alone, as dense matrix products.
+
+    Every convolution is the product of an (M = batch × sites, K = k² C_in) matrix with a
+    (K, C_out) one, every dense layer of a (batch, n_in) with an (n_in, n_out) one; training
+    computes for each the forward product, the input gradient (M, C_out) @ (C_out, K) and the
+    weight gradient (K, M) @ (M, C_out); validation the forward product only. Each product
+    is timed at its own shape on this core (best of 3): a lower bound on the time of any
+    loop with this arithmetic, which adds the activations, the padding and the optimizer.
+    """
+    shapes = model.check_lattice(lattice)
+    train_s = val_s = 0.0
+    for layer, shape in zip(model.layers, shapes, strict=True):
+        if layer.kind == "Conv":
+            m, k, n = batch * shape[1] * shape[2], layer.kernel**2 * layer.n_in, layer.n_out
+        elif layer.kind == "Linear":
+            m, k, n = batch, layer.n_in, layer.n_out
+        else:
+            continue
+        a, w = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        go = torch.randn(m, n, dtype=dtype)
+        products = [(a, w), (go, w.T), (a.T, go)]  # forward, input and weight gradients
+        best = []
+        for x, y in products:
+            x @ y  # warm-up: the library picks its kernel
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                x @ y
+                runs.append(time.perf_counter() - t0)
+            best.append(min(runs))
+        train_s += sum(best)
+        val_s += best[0]
+    return train_s * math.ceil(n_train / batch) + val_s * math.ceil(n_val / batch)
+
+
 def plain_epochs(model, X, y, Xv, yv, batch, epochs, opt, g):
     """A plain PyTorch loop: Adam, ``.item()`` per step, validation in training batches."""
     loss_fn = nn.MSELoss()
@@ -133,13 +173,21 @@ VARIANTS = {
 }
 
 
+#: The matrix-product bound of an epoch (:func:`gemm_seconds`) in each arithmetic.
+BOUNDS = {"GEMM bound fp32": torch.float32, "GEMM bound bf16": torch.bfloat16}
+
+
 def speed(entry, lattice, n_train, epochs, repeats, batch, peaks):
     n_out = entry.n_out
     X, y = synthetic(n_train, lattice, n_out, 0)
     Xv, yv = synthetic(max(n_train // 10, 1), lattice, n_out, 1)
     base = entry.build(seed=0)
     fl = flops_per_sample(base, lattice)
-    rates: dict[str, list[float]] = {"plain": [], **{k: [] for k in VARIANTS}}
+    rates: dict[str, list[float]] = {
+        "plain": [],
+        **{k: [] for k in VARIANTS},
+        **{k: [] for k in BOUNDS},
+    }
     g = torch.Generator().manual_seed(0)
     for r in range(repeats + 1):  # round 0 warms up (allocations, oneDNN kernel choice)
         m = torch_layers(base)
@@ -157,6 +205,10 @@ def speed(entry, lattice, n_train, epochs, repeats, batch, peaks):
             dt = time.perf_counter() - t0
             if r:
                 rates[name].append(epochs * n_train / dt)
+        for name, dtype in BOUNDS.items():
+            if r:
+                rates[name].append(n_train / gemm_seconds(base, lattice, batch, n_train,
+                                                          len(Xv), dtype))  # fmt: skip
     print(f"\n{entry.name}: {base.n_params} parameters, lattice {lattice[0]} × {lattice[1]}, "
           f"batch {batch}, N_train {n_train} (+{len(Xv)} validation), {epochs} epochs × "
           f"{repeats} rounds, {fl / 1e6:.2f} MFLOP per sample (fwd + bwd)")  # fmt: skip
@@ -169,6 +221,8 @@ def speed(entry, lattice, n_train, epochs, repeats, batch, peaks):
         rat = f"{min(ratios):.2f}/{statistics.median(ratios):.2f}/{max(ratios):.2f}"
         print(f"{name:>20} {med:>19.0f} {rat:>20} {med * fl / 1e9:>8.1f} "
               f"{100 * med * fl / peak:>9.2f}%")  # fmt: skip
+    print("(GEMM bound: the multiply-adds alone as matrix products at the network's shapes; "
+          "no loop with that arithmetic can exceed its rate on this core)")  # fmt: skip
     return rates
 
 
