@@ -54,12 +54,13 @@ with pd.option_context("display.max_colwidth", None):
 # ## The sampler and the second talk
 #
 # The worm sampler's validation (chapter 03) and the statements of the second talk, each
-# judged by the chapter that tests it at the `paper` profile: the verdicts are computed in the chapter's cells ({func}`qftml.verdicts.record`)
-# and stored with the run's provenance by `python -m qftml results pages`, keyed by the
-# chapter's code, its parameters, the package modules it imports and the library versions
-# ({mod}`qftml.verdicts`). A chapter whose stored run is missing or no longer matches today's
-# code says so instead of a verdict. The chapters themselves, in this book, run at the
-# page's profile.
+# judged by the chapter that tests it at the `paper` profile. The verdicts are computed in
+# the chapter's cells ({func}`qftml.verdicts.record`) and stored with the run's provenance by
+# `python -m qftml results pages`, keyed by the chapter's code, its parameters, the package
+# modules it imports and the library versions ({mod}`qftml.verdicts`); the criteria are
+# stated in the chapters and in {ref}`deviations`. A chapter whose stored run is missing or
+# no longer matches today's code says so instead of a verdict. The chapters themselves, in
+# this book, run at the page's profile.
 
 # %%
 second = verdicts.table(P["pages"])

@@ -123,9 +123,13 @@ def test_pages_are_stored_verified_and_go_stale_with_their_code(site):
     assert verdicts.table()["verdict"].tolist() == ["not judged"]
 
 
-def test_unknown_page_is_named():
+def test_unknown_page_is_named(capsys):
+    from qftml.__main__ import main
+
     with pytest.raises(ValueError, match="unknown page.*'nope'"):
         verdicts.stored(["nope"])
+    assert main(["results", "pages", "nope"]) == 2
+    assert "unknown page(s) ['nope']" in capsys.readouterr().err
 
 
 def test_stored_pages_of_the_repository_are_current():
