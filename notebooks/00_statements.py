@@ -48,7 +48,7 @@ print(f"results store: {n_entries} stored instances")
 shown = table.reset_index(drop=True)[["statement", "chapter", "verdict", "evidence", "coverage"]]
 shown["chapter"] = shown["chapter"].map(statements.link)  # to its full-statistics section
 with pd.option_context("display.max_colwidth", None):
-    display(shown.style.hide(axis="index"))  # noqa: F821
+    display(statements.styled(shown))  # noqa: F821
 
 # %% [markdown]
 # ## The sampler and the second talk
@@ -66,7 +66,7 @@ with pd.option_context("display.max_colwidth", None):
 second = verdicts.table(P["pages"])
 second["chapter"] = second["chapter"].map(statements.link)
 with pd.option_context("display.max_colwidth", None):
-    display(second.style.hide(axis="index"))  # noqa: F821
+    display(statements.styled(second))  # noqa: F821
 
 # %% [markdown]
 # What the store covers (`python -m qftml results summary --json`):

@@ -351,3 +351,15 @@ def test_statement_links_point_at_labels_that_exist():
         statements.link("06_task1_search") == '<a href="06_task1_search.html">06 task1 search</a>'
     )
     assert {ch for _, ch, _ in statements.STATEMENTS} <= set(book.toc_notebooks())
+
+
+def test_verdict_tables_escape_their_text_but_not_the_chapter_links():
+    import pandas as pd
+
+    from qftml.tasks import statements
+
+    table = pd.DataFrame({"chapter": [statements.link("13_interacting_fields")],
+                          "evidence": ["|<f>| after training; p < 0.05"]})  # fmt: skip
+    html = statements.styled(table).to_html()
+    assert "|&lt;f&gt;| after training; p &lt; 0.05" in html
+    assert '<a href="13_interacting_fields.html">13 interacting fields</a>' in html

@@ -62,6 +62,13 @@ def link(stem: str) -> str:
     return f'<a href="{stem}.html{"#" + anchor if anchor else ""}">{title}</a>'
 
 
+def styled(table):
+    """A verdict table for the page: index hidden, every cell's text HTML-escaped (evidence
+    such as ``|<f>|`` or ``p < 0.05`` is text) except the chapter links of :func:`link`."""
+    text = [c for c in table.columns if c != "chapter"]
+    return table.style.hide(axis="index").format(escape="html", subset=text)
+
+
 def _verdict(flag: bool) -> str:
     return "confirmed" if flag else "not confirmed"
 
