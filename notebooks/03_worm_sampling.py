@@ -44,6 +44,15 @@ from qftml import lattice, verdicts
 
 T_START = time.perf_counter()
 
+
+# %% [markdown]
+# **At full statistics.** This chapter's verdicts from its `paper` run, kept in the results
+# store with their provenance ({ref}`reproduce`); the cells below run at the page's profile
+# and print their own verdict lines.
+
+# %%
+verdicts.page_table("03_worm_sampling")
+
 # %% [markdown]
 # ## The algorithm
 #

@@ -66,6 +66,14 @@ def bonferroni_z(n_tests):
 
 
 # %% [markdown]
+# **At full statistics.** This chapter's verdicts from its `paper` run, kept in the results
+# store with their provenance ({ref}`reproduce`); the cells below run at the page's profile
+# and print their own verdict lines.
+
+# %%
+verdicts.page_table("10_networks_as_fields")
+
+# %% [markdown]
 # ## The NN-QFT dictionary
 #
 # A network $f_\theta:\mathbb R^{d}\to\mathbb R$ with parameters $\theta$ drawn from

@@ -47,6 +47,15 @@ from qftml.profiles import setup
 
 P = setup("11_symmetry_via_duality", profile)
 
+
+# %% [markdown]
+# **At full statistics.** This chapter's verdicts from its `paper` run, kept in the results
+# store with their provenance ({ref}`reproduce`); the cells below run at the page's profile
+# and print their own verdict lines.
+
+# %%
+verdicts.page_table("11_symmetry_via_duality")
+
 # %% [markdown]
 # ## Parameter space and function space
 #

@@ -47,6 +47,15 @@ from qftml.profiles import setup
 P = setup("12_symmetry_and_training", profile)
 seeds = iter(int(s) for s in np.random.SeedSequence(P["seed"]).generate_state(64))
 
+
+# %% [markdown]
+# **At full statistics.** This chapter's verdicts from its `paper` run, kept in the results
+# store with their provenance ({ref}`reproduce`); the cells below run at the page's profile
+# and print their own verdict lines.
+
+# %%
+verdicts.page_table("12_symmetry_and_training")
+
 # %% [markdown]
 # ## When training preserves a symmetry
 #

@@ -64,6 +64,15 @@ from qftml.profiles import setup
 P = setup("13_interacting_fields", profile)
 t_start = time.perf_counter()
 
+
+# %% [markdown]
+# **At full statistics.** This chapter's verdicts from its `paper` run, kept in the results
+# store with their provenance ({ref}`reproduce`); the cells below run at the page's profile
+# and print their own verdict lines.
+
+# %%
+verdicts.page_table("13_interacting_fields")
+
 # %% [markdown]
 # ## The quartic vertex
 #

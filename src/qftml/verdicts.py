@@ -241,11 +241,30 @@ def _check_stems(stems) -> list[str]:
     return stems
 
 
+def _check_declared(stems: list[str]) -> None:
+    """Inside a page, refuse to read stored verdicts the page does not list under ``pages:``
+    (its content key would not cover them, as :func:`qftml.results.entries` for ``store:``)."""
+    from . import profiles
+
+    if profiles._PAGE is None:
+        return
+    page, profile = profiles._PAGE
+    declared = profiles.notebook_params(page, profile).get("pages") or []
+    missing = [s for s in stems if s not in declared]
+    if missing:
+        raise KeyError(
+            f"page {page!r} reads the stored verdicts of {missing} without declaring them: add "
+            f"them to {profile}.{page}.pages in profiles.yml (declared: {declared})"
+        )
+
+
 def stored(stems=None, profile: str = "paper", root: Path | None = None) -> dict[str, dict]:
     """Stored record of each page (``None`` if absent), with ``"current"``: its key is
     today's and its profile is ``profile``."""
     out = {}
-    for stem in _check_stems(stems):
+    stems = _check_stems(stems)
+    _check_declared(stems)
+    for stem in stems:
         path = pages_dir(root) / f"{stem}.json"
         if not path.exists():
             out[stem] = None
@@ -367,6 +386,14 @@ def table(stems=None, profile: str = "paper", root: Path | None = None):
                 "coverage": f"{profile} run of {prov['date'][:10]}, {prov['wall_seconds']:.0f} s",
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def page_table(stem: str, profile: str = "paper", root: Path | None = None):
+    """A chapter's own stored verdicts at ``profile`` (full statistics), shown at its top:
+    the landing page's rows without the chapter column, text escaped."""
+    from .tasks.statements import styled
+
+    return styled(table([stem], profile, root).drop(columns="chapter"))
 
 
 def _agree(a: Verdict, b: Verdict) -> bool:
