@@ -235,13 +235,15 @@ def test_page_key_changes_with_every_value_of_every_section_it_reads(profile, mo
 
 
 STORE_PAGES = {"07_task1_comparison", "08_task1_generalization", "09_task2_detection"}
+VERDICT_PAGES = {"10_networks_as_fields", "11_symmetry_via_duality", "12_symmetry_and_training"}
+VERDICT_PAGES |= {"13_interacting_fields"}
 
 
 @pytest.mark.parametrize(
     "module, function, pages",
     [
         ("results", "store_digest", {"00_statements", "09_task3_counting", *STORE_PAGES}),
-        ("verdicts", "digest", {"00_statements"}),
+        ("verdicts", "digest", {"00_statements", "03_worm_sampling", *VERDICT_PAGES}),
     ],
 )
 def test_a_page_showing_stored_results_changes_key_with_them(monkeypatch, module, function, pages):

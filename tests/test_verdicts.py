@@ -141,3 +141,14 @@ def test_stored_pages_of_the_repository_are_current():
     assert not missing and not stale, f"missing {missing}, stale {stale}"
     for rec in have.values():
         assert rec["verdicts"] and rec["profile"] == "paper"
+
+
+def test_a_page_reads_only_the_stored_verdicts_it_declares(site):
+    assert verdicts.stored() == {"page": None}  # no page running: no check
+    profiles.setup("page", "ci")
+    with pytest.raises(KeyError, match=r"stored verdicts of \['page'\] without declaring"):
+        verdicts.stored()
+    prof = yaml.safe_load((site / "profiles.yml").read_text())
+    prof["ci"]["page"]["pages"] = ["page"]
+    (site / "profiles.yml").write_text(yaml.safe_dump(prof))
+    assert verdicts.stored() == {"page": None}
