@@ -286,6 +286,32 @@ def test_page_reading_an_undeclared_section_fails(tmp_path, monkeypatch):
         prof.notebook_params("c", "ci")
 
 
+def test_page_may_read_the_sections_of_what_it_shows(tmp_path, monkeypatch):
+    """A page showing stored verdicts (``pages:``) or store experiments (``store:``) reads
+    their sections (their digests cover them in its key), and nothing else."""
+    from qftml import profiles as prof
+
+    monkeypatch.setattr(prof, "_PAGE", None)
+    path = tmp_path / "profiles.yml"
+    sections = {
+        "a": {"seed": 1, "pages": ["b"], "store": ["task3-counting"]},
+        "b": {"x": 1, "reads": ["c"]},
+        "c": {"y": 2},
+        "d": {"z": 3},
+        "09_task3_counting": {"n": 4},
+    }
+    path.write_text(yaml.safe_dump({"paper": sections}))
+    monkeypatch.setenv("QFTML_PROFILES", str(path))
+    prof.setup("a", "paper")
+    assert [prof.notebook_params(s, "paper") for s in ("b", "c", "09_task3_counting")] == [
+        {"x": 1, "reads": ["c"]},
+        {"y": 2},
+        {"n": 4},
+    ]
+    with pytest.raises(KeyError, match="'d' without declaring it"):
+        prof.notebook_params("d", "paper")
+
+
 def test_page_reading_an_undeclared_experiment_of_the_store_fails(tmp_path, monkeypatch):
     from qftml import profiles as prof
     from qftml import results

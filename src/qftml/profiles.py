@@ -73,14 +73,34 @@ def sections_read(notebook: str, profile: str, path=None) -> list[str]:
     return [notebook, *sorted(seen[1:])]
 
 
+def _allowed_sections(page: str, profile: str) -> list[str]:
+    """The sections a page may read: those it declares (:func:`sections_read`), and those of
+    the store experiments (``store:``) and stored pages (``pages:``) it shows, whose digests
+    cover them in the page's content key (:func:`qftml.book.content_key`)."""
+    allowed = sections_read(page, profile)
+    own = _section(load_profiles(), page, profile)
+    shown = list(own.get("pages") or [])
+    if own.get("store"):
+        from .results import EXPERIMENTS
+
+        shown += [EXPERIMENTS[e][1] for e in own["store"] if e in EXPERIMENTS]
+    for other in shown:
+        try:
+            allowed += [s for s in sections_read(other, profile) if s not in allowed]
+        except KeyError:  # not in this profile: nothing of it can be read anyway
+            continue
+    return allowed
+
+
 def notebook_params(notebook: str, profile: str, path=None) -> dict[str, Any]:
     """Parameters of ``notebook`` (its file stem) in ``profile``; raises if either is unknown.
 
     Inside a page started by :func:`setup`, reading a section the page does not declare in
-    its ``reads`` raises: the page's content key would not cover it.
+    its ``reads`` (or show through ``store:`` or ``pages:``) raises: the page's content key
+    would not cover it.
     """
     if _PAGE is not None and _PAGE[1] == profile and path is None:
-        allowed = sections_read(_PAGE[0], profile)
+        allowed = _allowed_sections(_PAGE[0], profile)
         if notebook not in allowed:
             raise KeyError(
                 f"page {_PAGE[0]!r} reads profile section {notebook!r} without declaring it: "
