@@ -322,8 +322,9 @@ def main(
     except BuildError as exc:
         print(f"BUILD FAILED: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"Book built in {time.perf_counter() - start:.1f} s: "
-        f"{ROOT / '_build' / 'html' / 'index.html'}"
-    )
+    took = f"{time.perf_counter() - start:.1f} s"
+    if html:
+        print(f"Book built in {took}: {ROOT / '_build' / 'html' / 'index.html'}")
+    else:
+        print(f"Notebooks executed in {took} (not rendered: --no-html)")
     return 0
