@@ -301,19 +301,26 @@ def _device_name() -> str:
     return dev.type
 
 
-def provenance(plan: Plan, command: str | None = None) -> dict:
-    """Where and how the entries of a run are made."""
+def machine() -> dict:
+    """The commit and the machine a result is made with (part of every provenance)."""
     commit = _git("rev-parse", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {
         "commit": commit + ("+dirty" if dirty else ""),
-        "profile": plan.profile,
-        "params": plan.params,
         "device": _device_name(),
         "cpu": _cpu_model(),
         "host": platform.node(),
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
+    }
+
+
+def provenance(plan: Plan, command: str | None = None) -> dict:
+    """Where and how the entries of a run are made."""
+    return {
+        **machine(),
+        "profile": plan.profile,
+        "params": plan.params,
         "command": command or " ".join(["python -m qftml", *sys.argv[1:]]),
     }
 

@@ -24,7 +24,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -75,9 +74,14 @@ class Verdict:
     def number(self) -> str:
         return f"{self.value:.3g}" + ("" if self.error is None else f" ± {self.error:.2g}")
 
+    @property
+    def word(self) -> str:
+        return "confirmed" if self.confirmed else "not confirmed"
+
     def line(self) -> str:
-        flag = "confirmed" if self.confirmed else "not confirmed"
-        return f"verdict [{self.key}] {self.statement}: {flag} ({self.number()}; {self.evidence})"
+        return (
+            f"verdict [{self.key}] {self.statement}: {self.word} ({self.number()}; {self.evidence})"
+        )
 
 
 _RECORDS: dict[str, Verdict] = {}
@@ -128,11 +132,10 @@ def record(
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    from .instances import _write_atomic
+    from .results import _write_json as write  # atomic, as the store's entries
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(payload, indent=1, sort_keys=True) + "\n"
-    _write_atomic(path, lambda tmp: tmp.write_text(text))
+    write(path, payload)
 
 
 def read_records(stem: str, profile: str) -> list[Verdict]:
@@ -310,7 +313,7 @@ def run_pages(
 
     Returns the stems that were executed. A page that records no verdict is an error.
     """
-    from .results import _cpu_model, _device_name
+    from .results import machine
 
     done = []
     have = stored(stems, profile, root)
@@ -322,8 +325,6 @@ def run_pages(
         verdicts, wall, printed = _execute(stem, profile, timeout, log)
         if not verdicts:
             raise RuntimeError(f"page {stem} recorded no verdict (verdicts.record)")
-        from .profiles import git_commit
-
         record_ = {
             "schema": SCHEMA,
             "page": stem,
@@ -331,12 +332,9 @@ def run_pages(
             "key": key,
             "verdicts": [asdict(v) for v in verdicts],
             "provenance": {
-                "commit": git_commit(),
+                **machine(),
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "cpu": _cpu_model(),
-                "device": _device_name(),
                 "cores": os.cpu_count(),
-                "python": platform.python_version(),
                 "wall_seconds": round(wall, 1),
                 "command": f"python -m qftml results pages {stem} --profile {profile}",
             },
@@ -380,7 +378,7 @@ def table(stems=None, profile: str = "paper", root: Path | None = None):
             rows.append({
                 "statement": v.statement,
                 "chapter": stem,
-                "verdict": "confirmed" if v.confirmed else "not confirmed",
+                "verdict": v.word,
                 "number": v.number(),
                 "evidence": v.evidence,
                 "coverage": f"{profile} run of {prov['date'][:10]}, {prov['wall_seconds']:.0f} s",
@@ -388,11 +386,17 @@ def table(stems=None, profile: str = "paper", root: Path | None = None):
     return pd.DataFrame(rows)
 
 
+def styled(table):
+    """A verdict table for a page: index hidden, every cell's text HTML-escaped (evidence
+    such as ``|<f>|`` or ``p < 0.05`` is text) except the chapter links of the ``chapter``
+    column (:func:`qftml.tasks.statements.link`)."""
+    text = [c for c in table.columns if c != "chapter"]
+    return table.style.hide(axis="index").format(escape="html", subset=text)
+
+
 def page_table(stem: str, profile: str = "paper", root: Path | None = None):
     """A chapter's own stored verdicts at ``profile`` (full statistics), shown at its top:
     the landing page's rows without the chapter column, text escaped."""
-    from .tasks.statements import styled
-
     return styled(table([stem], profile, root).drop(columns="chapter"))
 
 

@@ -21,9 +21,10 @@ confirmed only when every part holds ("not confirmed" as soon as one part fails)
 from __future__ import annotations
 
 from .. import results
+from ..verdicts import styled  # the statements page styles both its tables with it
 from . import counting, detection, regression
 
-__all__ = ["STATEMENTS", "STORE_SECTIONS", "link", "table"]
+__all__ = ["STATEMENTS", "STORE_SECTIONS", "link", "styled", "table"]
 
 #: (key, chapter stem, statement as the source writes it)
 STATEMENTS = (
@@ -60,13 +61,6 @@ def link(stem: str) -> str:
     anchor = STORE_SECTIONS.get(stem)
     title = stem.replace("_", " ", 1).replace("_", " ")
     return f'<a href="{stem}.html{"#" + anchor if anchor else ""}">{title}</a>'
-
-
-def styled(table):
-    """A verdict table for the page: index hidden, every cell's text HTML-escaped (evidence
-    such as ``|<f>|`` or ``p < 0.05`` is text) except the chapter links of :func:`link`."""
-    text = [c for c in table.columns if c != "chapter"]
-    return table.style.hide(axis="index").format(escape="html", subset=text)
 
 
 def _verdict(flag: bool) -> str:
