@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     r_run.add_argument("--hours", type=float, default=None, help="stop after this much time")
     r_run.add_argument("--workers", type=int, default=None, help="local workers (0: in-process)")
     r_run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler")
+    r_run.add_argument("--families", nargs="*", help="task1-search: only these families")
     r_ver = res.add_parser("verify", help="check every entry; re-evaluate and retrain samples")
     r_ver.add_argument("--sample", type=int, default=2, help="entries to re-evaluate")
     r_ver.add_argument("--retrain", type=int, default=1, help="entries to retrain")
@@ -139,8 +140,12 @@ def _dispatch(args) -> int:
 def _results(args) -> int:
     import json
 
-    from . import results, verdicts
+    from . import results, search_store, verdicts
 
+    if args.action == "run" and args.experiment == search_store.EXPERIMENT:
+        done = search_store.run(args.profile, families=args.families, hours=args.hours)
+        print("finished trials: " + ", ".join(f"{f} {n}" for f, n in done.items()))
+        return 0
     if args.action == "run":
         out = results.run(
             args.experiment, args.profile, sizes=args.sizes, hours=args.hours,
@@ -153,6 +158,7 @@ def _results(args) -> int:
             args.sample, retrain=args.retrain, seed=args.seed,
             retrain_max_seconds=args.retrain_max_seconds,
         )  # fmt: skip
+        ok &= search_store.verify()
         ok &= verdicts.verify(args.rerun_pages, max_seconds=args.retrain_max_seconds)
         return 0 if ok else 1
     if args.action == "pages":
