@@ -23,6 +23,7 @@ __all__ = [
     "phase_predictions",
     "predicted_vs_true",
     "search_history",
+    "search_sizes",
     "store_generalization",
     "truth_per_mu",
     "val_histories",
@@ -81,6 +82,41 @@ def search_history(ax, study, family, constant=None):
     ax.set_xlabel("trial")
     invalid = sum("invalid" in t.user_attrs for t in trials)
     ax.set_title(f"{family}: {len(done)} completed, {len(pruned)} pruned, {invalid} invalid")
+
+
+def search_sizes(ax, study, family, bound=None, top_k: int = 3):
+    """Best validation loss against parameter count of every trained trial of an optuna
+    study (completed: dots; pruned: crosses at their last loss), its ``top_k`` best ringed,
+    and the ``bound`` on the parameter count (dashed)."""
+    from optuna.trial import TrialState
+
+    from .plotting import FAMILY_COLORS
+    from .search import top_specs
+
+    c = FAMILY_COLORS[family]
+    done = [(t.user_attrs["n_params"], t.value) for t in study.trials
+            if t.state == TrialState.COMPLETE and "n_params" in t.user_attrs]  # fmt: skip
+    pruned = [(t.user_attrs["n_params"], list(t.intermediate_values.values())[-1])
+              for t in study.trials if t.state == TrialState.PRUNED
+              and "n_params" in t.user_attrs and t.intermediate_values]  # fmt: skip
+    if done:
+        n, v = np.array(done).T
+        ax.scatter(n, v, color=c, s=18, label="completed")
+    if pruned:
+        n, v = np.array(pruned).T
+        ax.scatter(n, v, marker="x", color=c, s=22, alpha=0.6, label="pruned (last loss)")
+    best = {spec for spec, _ in top_specs(study, top_k)}
+    top = [(t.user_attrs["n_params"], t.value) for t in study.trials
+           if t.state == TrialState.COMPLETE and t.user_attrs.get("spec") in best]  # fmt: skip
+    if top:
+        n, v = np.array(top).T
+        ax.scatter(n, v, s=90, facecolors="none", edgecolors="k", label=f"best {top_k}")
+    if bound is not None:
+        ax.axvline(bound, color="k", ls="--", lw=1, label=f"{bound:.0e} parameters")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_title(f"{family}: {len(done)} completed, {len(pruned)} pruned")
 
 
 def val_histories(ax, table, instances, constant=None):

@@ -82,8 +82,10 @@ def _allowed_sections(page: str, profile: str) -> list[str]:
     shown = list(own.get("pages") or [])
     if own.get("store"):
         from .results import EXPERIMENTS
+        from .search_store import EXPERIMENT, SECTION
 
-        shown += [EXPERIMENTS[e][1] for e in own["store"] if e in EXPERIMENTS]
+        sections = {**{e: sec for e, (_, sec) in EXPERIMENTS.items()}, EXPERIMENT: SECTION}
+        shown += [sections[e] for e in own["store"] if e in sections]
     for other in shown:
         try:
             allowed += [s for s in sections_read(other, profile) if s not in allowed]

@@ -698,8 +698,13 @@ def provenance_summary(experiment: str = "task1-comparison", profile="paper", ro
 def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None) -> str:
     """Digest of what a page showing these experiments depends on: every entry's checksum,
     and the plan, recipe and dataset keys of ``profile`` it is judged against."""
+    from . import search_store
+
     payload = []
     for experiment in experiments_:
+        if experiment == search_store.EXPERIMENT:  # the stored architecture searches
+            payload.append([experiment, search_store.digest(profile, root)])
+            continue
         _known(experiment)
         try:
             plan = _PLANS[experiment](profile)
@@ -724,8 +729,18 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
 def summary(profile: str = "paper", root: Path | None = None) -> dict:
     """What the store covers (current entries of ``profile``): per task, one row per model
     and size with its instance count (task 3 names the model, e.g. ``"1st EQ"``: a family
-    has three)."""
-    out: dict[str, list] = {"task1": [], "task2": [], "task3": []}
+    has three); ``task1_search``: per family, the finished trials of the stored
+    architecture search and its store budget (:mod:`qftml.search_store`)."""
+    from . import search_store
+
+    out: dict[str, list] = {"task1": [], "task2": [], "task3": [], "task1_search": []}
+    if search_store.entries(root):
+        found = search_store.load(profile, root)
+        for fam, e in found.entries.items():
+            out["task1_search"].append({
+                "family": fam, "n_train": found.plan.n_train, "trials": e["trials"]["finished"],
+                "planned": found.plan.n_trials,
+            })  # fmt: skip
     for experiment, (task, _) in EXPERIMENTS.items():
         counts: dict[tuple, int] = {}
         for e in current_entries(experiment, profile, root):

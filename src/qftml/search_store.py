@@ -19,8 +19,10 @@ resumed proposes what an uninterrupted one would.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -270,10 +272,15 @@ def run(
     root: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run (or resume) the store's search of each family, one trial at a time, rewriting the
-    family's entry after each: a run stopped at any point keeps every finished trial. A
-    stale study (changed code, data or budget) is replaced by a new one. With ``hours`` the
-    run stops after the trial that crosses the limit. Returns ``{family: finished trials}``.
+    """Run (or resume) the store's search of each family, one trial at a time.
+
+    The study runs in a working journal under the data folder
+    (:func:`qftml.search.default_storage`); after each finished trial its copy replaces the
+    store's journal and the family's entry is rewritten, so the store always holds a
+    consistent pair and a run stopped at any point keeps every finished trial. A fresh clone
+    resumes from the store's journal. A stale study (changed code, data or budget) is
+    replaced by a new one. With ``hours`` the run stops after the trial that crosses the
+    limit. Returns ``{family: finished trials}``.
     """
     from . import datasets, search
     from .tasks import regression
@@ -294,28 +301,33 @@ def run(
     for fam in fams:
         k = key(p, fam)  # once: the code that runs is the code loaded now
         name = f"{EXPERIMENT}-{fam}-{keys.digest(k)[:12]}"
-        journal = folder / f"{fam}.journal"
+        stored, work = folder / f"{fam}.journal", Path(search.default_storage(name))
         prev = have.get(fam)
-        if prev is not None and (prev["study"] != name or stale_reasons(prev, p)):
+        if prev is not None and prev["key"] != k:
             log(f"{fam}: the stored study is stale ({', '.join(stale_reasons(prev, p))}); "
                 "starting a new one")  # fmt: skip
-            journal.unlink(missing_ok=True)
             prev = None
-        while True:
+        if prev is not None and not work.exists():  # a fresh clone: resume the stored study
+            shutil.copyfile(stored, work)
+        n = prev["trials"]["finished"] if prev else 0
+        while n < p.n_trials and not _over(start, hours):
             t0 = time.monotonic()
             study = search.run(fam, sub.xy, data.val.xy, task=data.task, n_trials=p.n_trials,
-                               budget=p.budget, study_name=name, storage=journal, jobs=1,
+                               budget=p.budget, study_name=name, storage=work, jobs=1,
                                seed=p.seed, pruner=p.pruner, max_new_trials=1)  # fmt: skip
-            prev = _write_entry(p, k, journal, name, study, prev, time.monotonic() - t0,
+            # the store gets a copy between trials (the working journal may hold a running
+            # trial at any moment), then the entry that names its checksum
+            instances._write_atomic(stored, functools.partial(shutil.copyfile, work))
+            prev = _write_entry(p, k, stored, name, study, prev, time.monotonic() - t0,
                                 command)  # fmt: skip
             n = prev["trials"]["finished"]
             log(f"{fam}: {n}/{p.n_trials} finished trials ({prev['trials']})")
-            if n >= p.n_trials or (hours is not None and time.monotonic() - start > 3600 * hours):
-                break
         done[fam] = n
-        if hours is not None and time.monotonic() - start > 3600 * hours:
-            break
     return done
+
+
+def _over(start: float, hours: float | None) -> bool:
+    return hours is not None and time.monotonic() - start > 3600 * hours
 
 
 def verify(root: Path | None = None, log: Callable[[str], None] = print) -> bool:

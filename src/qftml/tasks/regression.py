@@ -42,6 +42,8 @@ __all__ = [
     "Data",
     "GeneralizationVerdict",
     "SearchResult",
+    "SizeVerdict",
+    "PARAMETER_BOUND",
     "SilverBlaze",
     "Stored",
     "architectures",
@@ -53,6 +55,8 @@ __all__ = [
     "generalization_size",
     "WorstST",
     "worst_st",
+    "size_verdict",
+    "stored_search",
     "holm",
     "in_range",
     "invariance",
@@ -889,6 +893,92 @@ def run_search(data: Data, params, *, prefix: str, families=FAMILIES) -> SearchR
         })  # fmt: skip
     return SearchResult(found, winners.set_index(["family", "rank"]),
                         pd.DataFrame(ranked).set_index("family"))  # fmt: skip
+
+
+#: The source's bound on the size of the architectures optuna favoured ("< 10^5 parameters").
+PARAMETER_BOUND = 100_000
+
+
+@dataclass
+class SizeVerdict:
+    """Whether a search favoured networks below ``bound`` parameters (:func:`size_verdict`)."""
+
+    best: object  # DataFrame (family, rank): val loss, parameters, spec of the top trials
+    bound: int
+    large_random: tuple[int, int]  # (>= bound, trained) among the sampler's random start
+    large_guided: tuple[int, int]  # (>= bound, trained) among the trials TPE proposed
+    p_value: float  # P(every best trial below the bound | size unrelated to the loss)
+
+    @property
+    def largest(self) -> int:
+        """The parameter count of the largest of the best trials."""
+        return int(self.best["parameters"].max())
+
+    @property
+    def confirmed(self) -> bool:
+        """Every best trial is below the bound, and the search did train larger networks
+        (else the statement would hold by the search space alone)."""
+        return self.largest < self.bound and self.large_random[0] + self.large_guided[0] > 0
+
+    def line(self) -> str:
+        n_best = len(self.best)
+        below = int((self.best["parameters"] < self.bound).sum())
+        (lr, nr), (lg, ng) = self.large_random, self.large_guided
+        return (
+            f"{below} of the {n_best} best trials have < {self.bound:.0e} parameters (largest "
+            f"{self.largest}); trained networks with more: {lr} of {nr} random proposals, "
+            f"{lg} of {ng} TPE proposals; P(all best below | size irrelevant) = "
+            f"{self.p_value:.2g}"
+        )
+
+
+def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
+                 startup: int = 10) -> SizeVerdict:  # fmt: skip
+    """The source's "optuna favoured architectures with < 10^5 parameters" on ``studies``
+    (``{family: optuna.Study}``): the ``top_k`` best completed trials of each family
+    against ``bound``, the share of trained networks at or above it among the first
+    ``startup`` trials (TPE's random start, optuna's default 10) and the later, guided ones,
+    and the chance that all best trials fall below the bound if size did not matter: the
+    hypergeometric probability of drawing only small networks, per family,
+
+        P = prod_f C(s_f, k_f) / C(n_f, k_f),
+
+    with ``n_f`` completed trials of which ``s_f`` are small and ``k_f`` the best."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    from .. import nets, search
+
+    rows, p_value = [], 1.0
+    random_, guided = [0, 0], [0, 0]
+    for fam, st in studies.items():
+        best = search.top_specs(st, top_k)
+        for rank, (spec, value) in enumerate(best, 1):
+            rows.append({"family": fam, "rank": rank, "val loss": value,
+                         "parameters": nets.spec_params(spec), "spec": spec})  # fmt: skip
+        sizes = {}
+        for t in st.get_trials(deepcopy=False):
+            if "n_params" not in t.user_attrs:  # invalid, duplicate or failed: never trained
+                continue
+            counts = random_ if t.number < startup else guided
+            counts[0] += t.user_attrs["n_params"] >= bound
+            counts[1] += 1
+            if t.state == TrialState.COMPLETE:
+                sizes[t.user_attrs["spec"]] = t.user_attrs["n_params"]
+        small = sum(n < bound for n in sizes.values())
+        p_value *= math.comb(small, len(best)) / math.comb(len(sizes), len(best))
+    if not rows:
+        raise ValueError("the studies have no completed trial")
+    table = pd.DataFrame(rows).set_index(["family", "rank"])
+    return SizeVerdict(table, int(bound), tuple(random_), tuple(guided), float(p_value))
+
+
+def stored_search(profile: str = "paper", root=None):
+    """The results store's architecture searches of chapter 06 that match today's code and
+    data (:func:`qftml.search_store.load`)."""
+    from .. import search_store
+
+    return search_store.load(profile, root)
 
 
 def yardstick_lines(summary, constant: float, value: str = "test") -> list[str]:

@@ -48,6 +48,7 @@ STATEMENTS = (
 
 #: Chapter stem -> the label of its full-statistics section (what a statement links to).
 STORE_SECTIONS = {
+    "06_task1_search": "store-task1-search",
     "07_task1_comparison": "store-task1-comparison",
     "08_task1_generalization": "store-task1-generalization",
     "09_task2_detection": "store-task2",
@@ -139,6 +140,7 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
             f"EQ beats ST, FL at every size: {v.eq_established}",
         )
         parts["general"][1] = (g.eq_beats_st, f"EQ beats ST on other lattices: {g.eq_beats_st}")
+    rows["t1-optuna"] |= _search_row(profile, root)
     has2 = bool(results.entries("task2-detection", root))
     s2 = detection.stored("task2-detection", profile, root) if has2 else None  # read once
     _task2_parts(parts, s2, min_seeds)
@@ -153,6 +155,30 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
             "coverage": ", ".join(f"task {t}" for t in sorted(known)) + " stored" if known else "",
         }
     return pd.DataFrame([{"key": k, **r} for k, r in rows.items()]).set_index("key")
+
+
+def _search_row(profile: str, root) -> dict:
+    """The optuna statement from the stored search (:mod:`qftml.search_store`), once every
+    family has its ``top_k`` completed trials; partial until every study is complete."""
+    from .. import search_store
+
+    if not search_store.entries(root):
+        return {}
+    found = regression.stored_search(profile, root)
+    k = found.plan.top_k
+    if set(found.studies) != set(found.plan.families) or any(
+        e["trials"].get("complete", 0) < k for e in found.entries.values()
+    ):
+        return {"verdict": "no full-statistics run yet", "coverage": found.line()}
+    v = regression.size_verdict(found.studies, k)
+    n = found.plan.n_trials
+    done = ", ".join(f"{f} {e['trials']['finished']}/{n}" for f, e in found.entries.items())
+    return {
+        "verdict": _verdict(v.confirmed),
+        "evidence": v.line(),
+        "coverage": f"search trials {done} on N_train = {found.plan.n_train} (store budget)"
+        + ("" if found.complete else " (PARTIAL)"),
+    }
 
 
 def _across(known: dict) -> str:
