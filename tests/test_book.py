@@ -234,7 +234,8 @@ def test_page_key_changes_with_every_value_of_every_section_it_reads(profile, mo
     assert checked > 100
 
 
-STORE_PAGES = {"07_task1_comparison", "08_task1_generalization", "09_task2_detection"}
+STORE_PAGES = {"06_task1_search", "07_task1_comparison", "08_task1_generalization"}
+STORE_PAGES |= {"09_task2_detection"}
 VERDICT_PAGES = {"10_networks_as_fields", "11_symmetry_via_duality", "12_symmetry_and_training"}
 VERDICT_PAGES |= {"13_interacting_fields"}
 

@@ -152,19 +152,21 @@ def stale_reasons(entry: dict, p: SearchPlan) -> list[str]:
 
 
 def _study(path: Path, name: str):
-    """The study ``name`` of a stored journal, read from a copy (reading never locks or
-    repairs the store's file)."""
+    """The study ``name`` of a stored journal, in memory (read from a copy of the file:
+    reading never locks or repairs the store's journal)."""
     import tempfile
 
     import optuna
 
     from . import search
 
+    memory = optuna.storages.InMemoryStorage()
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / path.name
         copy.write_bytes(path.read_bytes())
-        storage = search.make_storage(copy)
-        return optuna.load_study(study_name=name, storage=storage)
+        optuna.copy_study(from_study_name=name, from_storage=search.make_storage(copy),
+                          to_storage=memory)  # fmt: skip
+    return optuna.load_study(study_name=name, storage=memory)
 
 
 @dataclass
@@ -205,7 +207,8 @@ def load(profile: str = "paper", root: Path | None = None) -> Stored:
     """The stored searches that match today's code, data and ``profile``'s store budget."""
     p = plan(profile)
     studies, current, stale = {}, {}, {}
-    for fam, e in entries(root).items():
+    found = entries(root)
+    for fam, e in sorted(found.items(), key=lambda fe: _order(p, fe[0])):
         reasons = stale_reasons(e, p)
         if reasons:
             stale[fam] = reasons
@@ -213,6 +216,11 @@ def load(profile: str = "paper", root: Path | None = None) -> Stored:
         studies[fam] = _study(Path(e["_path"]).with_name(e["journal"]["file"]), e["study"])
         current[fam] = e
     return Stored(studies, current, p, stale)
+
+
+def _order(p: SearchPlan, family: str) -> tuple:
+    """The plan's family order (EQ, ST, FL), families it does not plan last."""
+    return (p.families.index(family) if family in p.families else len(p.families), family)
 
 
 def digest(profile: str = "paper", root: Path | None = None) -> str:
@@ -310,7 +318,7 @@ def run(
         if prev is not None and not work.exists():  # a fresh clone: resume the stored study
             shutil.copyfile(stored, work)
         n = prev["trials"]["finished"] if prev else 0
-        while n < p.n_trials and not _over(start, hours):
+        while n < p.n_trials:
             t0 = time.monotonic()
             study = search.run(fam, sub.xy, data.val.xy, task=data.task, n_trials=p.n_trials,
                                budget=p.budget, study_name=name, storage=work, jobs=1,
@@ -322,7 +330,11 @@ def run(
                                 command)  # fmt: skip
             n = prev["trials"]["finished"]
             log(f"{fam}: {n}/{p.n_trials} finished trials ({prev['trials']})")
+            if _over(start, hours):
+                break
         done[fam] = n
+        if _over(start, hours):
+            break
     return done
 
 

@@ -947,15 +947,11 @@ def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
     import pandas as pd
     from optuna.trial import TrialState
 
-    from .. import nets, search
+    from .. import search
 
     rows, p_value = [], 1.0
     random_, guided = [0, 0], [0, 0]
     for fam, st in studies.items():
-        best = search.top_specs(st, top_k)
-        for rank, (spec, value) in enumerate(best, 1):
-            rows.append({"family": fam, "rank": rank, "val loss": value,
-                         "parameters": nets.spec_params(spec), "spec": spec})  # fmt: skip
         sizes = {}
         for t in st.get_trials(deepcopy=False):
             if "n_params" not in t.user_attrs:  # invalid, duplicate or failed: never trained
@@ -965,6 +961,10 @@ def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
             counts[1] += 1
             if t.state == TrialState.COMPLETE:
                 sizes[t.user_attrs["spec"]] = t.user_attrs["n_params"]
+        best = search.top_specs(st, top_k)
+        for rank, (spec, value) in enumerate(best, 1):
+            rows.append({"family": fam, "rank": rank, "val loss": value,
+                         "parameters": sizes[spec], "spec": spec})  # fmt: skip
         small = sum(n < bound for n in sizes.values())
         p_value *= math.comb(small, len(best)) / math.comb(len(sizes), len(best))
     if not rows:

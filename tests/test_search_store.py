@@ -1,0 +1,176 @@
+"""The results store's architecture search: a resumable, reproducible, verifiable study per
+family, and the verdict on the size of the networks optuna favoured."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import textwrap
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from qftml import experiments, results, search_store
+from qftml.tasks import regression, statements
+
+PROFILE = """\
+tiny:
+  datasets:
+    seed: 11
+    jobs: 1
+    sampler: {n_therm: 20, pilot: 60, tau_factor: 2.0}
+    task1:
+      eta: 4.01
+      lam: 1.0
+      train: {lattices: [60x4], mu: [0.95, 1.05], n: 12}
+      val: {lattices: [60x4], mu: [0.95, 1.05], n: 4}
+      test: {lattices: [60x4], mu: [1.0], n: 4}
+  06_task1_search:
+    reads: [datasets]
+    seed: 3
+    families: [EQ, ST, FL]
+    search: {n_train: 20, n_trials: 50, jobs: 2, pruner: median, top_k: 1, budget: {max_epochs: 2, patience: 1, min_epochs: 0, batch_size: 8}}
+    store_search: {n_train: 8, n_trials: 3, jobs: 1}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    prof = tmp_path / "profiles.yml"
+    prof.write_text(textwrap.dedent(PROFILE))
+    monkeypatch.setenv("QFTML_PROFILES", str(prof))
+    monkeypatch.setenv("QFTML_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("QFTML_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("QFTML_QUIET", "1")
+    experiments.code_digest.cache_clear()
+    return tmp_path
+
+
+def _trials(study):
+    return [(t.number, t.state.name, t.user_attrs.get("spec"), t.value) for t in study.trials]
+
+
+def test_plan_takes_the_search_with_the_store_budget_and_names_bad_values(tiny):
+    p = search_store.plan("tiny")
+    assert (p.n_train, p.n_trials, p.top_k, p.seed) == (8, 3, 1, 3)
+    assert p.budget.max_epochs == 2 and p.params["jobs"] == 1
+    section = {"seed": 0, "families": ["EQ"], "search": {"n_train": 5, "n_trials": 2,
+               "pruner": "median", "top_k": 1, "budget": {}}}  # fmt: skip
+    with pytest.raises(KeyError, match="store_search"):
+        search_store.plan("tiny", section)
+    with pytest.raises(ValueError, match="n_trials must be an integer >= 1; got 0"):
+        search_store.plan("tiny", {**section, "store_search": {"n_trials": 0}})
+
+
+def test_a_stopped_search_resumes_to_the_same_study_and_verifies(tiny, monkeypatch):
+    root = tiny / "results"
+    lines = []
+    assert search_store.run("tiny", families=["EQ"], hours=0, log=lines.append) == {"EQ": 1}
+    first = search_store.entries()["EQ"]
+    assert first["trials"]["finished"] == 1 and first["provenance"]["profile"] == "tiny"
+    assert not search_store.load("tiny").complete  # one family of three, one trial of three
+    shutil.rmtree(tiny / "data" / "optuna")  # a fresh clone: resumes from the store's journal
+    assert search_store.run("tiny", families=["EQ"], log=lines.append) == {"EQ": 3}
+    found = search_store.load("tiny")
+    assert found.stale == {} and len(found.studies["EQ"].trials) >= 3
+    assert search_store.verify(log=lines.append), lines
+    # the same search without the interruption, in another store, proposes the same trials
+    monkeypatch.setenv("QFTML_RESULTS", str(tiny / "other"))
+    monkeypatch.setenv("QFTML_DATA", str(tiny / "data2"))
+    search_store.run("tiny", families=["EQ"], log=lines.append)
+    assert _trials(search_store.load("tiny").studies["EQ"]) == _trials(found.studies["EQ"])
+    monkeypatch.setenv("QFTML_RESULTS", str(root))
+    # a finished search runs nothing more and leaves its entry as it is
+    before = (root / "task1-search" / "EQ.json").read_text()
+    search_store.run("tiny", families=["EQ"], log=lines.append)
+    assert (root / "task1-search" / "EQ.json").read_text() == before
+    summary = results.summary("tiny", root)["task1_search"]
+    assert summary == [{"family": "EQ", "n_train": 8, "trials": 3, "planned": 3}]
+
+
+def test_a_changed_journal_budget_or_entry_is_reported(tiny):
+    search_store.run("tiny", families=["EQ"], hours=0, log=lambda *_: None)
+    folder = tiny / "results" / "task1-search"
+    journal = folder / "EQ.journal"
+    text = journal.read_bytes()
+    journal.write_bytes(text + b"\n")
+    lines = []
+    assert not search_store.verify(log=lines.append)
+    assert any("STALE" in line and "EQ.journal changed" in line for line in lines), lines
+    journal.write_bytes(text)
+    entry = folder / "EQ.json"
+    record = json.loads(entry.read_text())
+    record["trials"]["finished"] += 1  # an edit that keeps the old checksum
+    entry.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        search_store.entries()
+    record["checksum"] = results._entry_digest(record)  # ... and one that recomputes it
+    entry.write_text(json.dumps(record))
+    lines = []
+    assert not search_store.verify(log=lines.append)
+    assert any("the journal holds" in line for line in lines), lines
+    record["trials"]["finished"] -= 1
+    record["checksum"] = results._entry_digest(record)
+    entry.write_text(json.dumps(record))
+    assert search_store.verify(log=lambda *_: None)
+    prof = tiny / "profiles.yml"
+    prof.write_text(prof.read_text().replace("max_epochs: 2", "max_epochs: 3"))
+    lines = []
+    assert not search_store.verify(log=lines.append)
+    assert any("budget differs" in line for line in lines), lines
+    assert search_store.load("tiny").studies == {}  # a stale search is not shown
+    lines = []  # and a new run replaces it
+    search_store.run("tiny", families=["EQ"], hours=0, log=lines.append)
+    assert any("stale" in line for line in lines)
+    assert search_store.verify(log=lambda *_: None)
+
+
+def _study(sizes_values, startup=2):
+    """An in-memory study of completed trials ``(n_params, value)``, numbered in order."""
+    study = optuna.create_study()
+    for i, (n, v) in enumerate(sizes_values):
+        study.add_trial(create_trial(
+            state=TrialState.COMPLETE, value=v, params={"x": float(i)},
+            distributions={"x": FloatDistribution(0, 100)},
+            user_attrs={"spec": f"net{i}", "n_params": n},
+        ))  # fmt: skip
+    return study
+
+
+def test_size_verdict_compares_the_best_trials_with_the_bound():
+    # best two of five (values 1, 2) are small; one large network was trained
+    a = _study([(5e4, 3.0), (2e5, 4.0), (1e3, 1.0), (3e4, 2.0), (9e4, 5.0)])
+    v = regression.size_verdict({"EQ": a}, top_k=2, bound=100_000, startup=2)
+    assert v.confirmed and v.largest == 30000
+    assert list(v.best.index) == [("EQ", 1), ("EQ", 2)]
+    assert v.large_random == (1, 2) and v.large_guided == (0, 3)
+    assert math.isclose(v.p_value, math.comb(4, 2) / math.comb(5, 2))  # 0.6
+    assert "2 of the 2 best trials have < 1e+05 parameters" in v.line()
+    # a large network among the best: not confirmed
+    b = _study([(5e4, 3.0), (2e5, 0.5), (1e3, 1.0)])
+    assert not regression.size_verdict({"EQ": a, "ST": b}, top_k=2).confirmed
+    # nothing large was ever trained: the statement would hold by the space alone
+    c = _study([(5e4, 3.0), (1e3, 1.0)])
+    assert not regression.size_verdict({"EQ": c}, top_k=1).confirmed
+    with pytest.raises(ValueError, match="no completed trial"):
+        regression.size_verdict({"EQ": optuna.create_study()}, top_k=1)
+
+
+def test_the_statement_table_judges_the_optuna_statement_from_the_stored_search(tiny):
+    def row():
+        return statements.table("tiny").loc["t1-optuna"]
+
+    assert row()["verdict"] == "no full-statistics run yet"
+    before = results.store_digest(["task1-search"], "tiny")
+    search_store.run("tiny", families=["EQ", "ST", "FL"], log=lambda *_: None)
+    assert results.store_digest(["task1-search"], "tiny") != before  # pages showing it rerun
+    found = search_store.load("tiny")
+    assert found.complete
+    want = regression.size_verdict(found.studies, found.plan.top_k)
+    got = row()
+    assert got["verdict"] == ("confirmed" if want.confirmed else "not confirmed")
+    assert got["evidence"] == want.line()
+    assert "EQ 3/3, ST 3/3, FL 3/3" in got["coverage"] and "PARTIAL" not in got["coverage"]
