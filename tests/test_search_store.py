@@ -3,6 +3,7 @@ family, and the verdict on the size of the networks optuna favoured."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -15,6 +16,7 @@ from optuna.trial import TrialState, create_trial
 
 from qftml import experiments, results, search_store
 from qftml.tasks import regression, statements
+from qftml.training import Task
 
 PROFILE = """\
 tiny:
@@ -32,7 +34,9 @@ tiny:
     reads: [datasets]
     seed: 3
     families: [EQ, ST, FL]
-    search: {n_train: 20, n_trials: 50, jobs: 2, pruner: median, top_k: 1, budget: {max_epochs: 2, patience: 1, min_epochs: 0, batch_size: 8}}
+    search:
+      {n_train: 20, n_trials: 50, jobs: 2, pruner: median, top_k: 1,
+       budget: {max_epochs: 2, patience: 1, min_epochs: 0, batch_size: 8}}
     store_search: {n_train: 8, n_trials: 3, jobs: 1}
 """
 
@@ -128,9 +132,14 @@ def test_a_changed_journal_budget_or_entry_is_reported(tiny):
     assert search_store.verify(log=lambda *_: None)
 
 
-def _study(sizes_values, startup=2):
-    """An in-memory study of completed trials ``(n_params, value)``, numbered in order."""
+TASK1 = Task(n_out=2, lattice=(60, 4), loss="mse")
+
+
+def _study(sizes_values):
+    """An in-memory study of completed trials ``(n_params, value)``, numbered in order, on
+    the task-1 lattice (as :func:`qftml.search.run` records it)."""
     study = optuna.create_study()
+    study.set_user_attr("task", dataclasses.asdict(TASK1))
     for i, (n, v) in enumerate(sizes_values):
         study.add_trial(create_trial(
             state=TrialState.COMPLETE, value=v, params={"x": float(i)},
@@ -143,20 +152,31 @@ def _study(sizes_values, startup=2):
 def test_size_verdict_compares_the_best_trials_with_the_bound():
     # best two of five (values 1, 2) are small; one large network was trained
     a = _study([(5e4, 3.0), (2e5, 4.0), (1e3, 1.0), (3e4, 2.0), (9e4, 5.0)])
-    v = regression.size_verdict({"EQ": a}, top_k=2, bound=100_000, startup=2)
+    v = regression.size_verdict({"EQ": a}, top_k=2, bound=100_000, startup=2, n_space=20)
     assert v.confirmed and v.largest == 30000
     assert list(v.best.index) == [("EQ", 1), ("EQ", 2)]
     assert v.large_random == (1, 2) and v.large_guided == (0, 3)
     assert math.isclose(v.p_value, math.comb(4, 2) / math.comb(5, 2))  # 0.6
     assert "2 of the 2 best trials have < 1e+05 parameters" in v.line()
+    assert set(v.space) == {"EQ"} and 0 <= v.space["EQ"] < 0.05  # EQ: rarely that large
     # a large network among the best: not confirmed
     b = _study([(5e4, 3.0), (2e5, 0.5), (1e3, 1.0)])
-    assert not regression.size_verdict({"EQ": a, "ST": b}, top_k=2).confirmed
+    assert not regression.size_verdict({"EQ": a, "ST": b}, top_k=2, n_space=20).confirmed
     # nothing large was ever trained: the statement would hold by the space alone
     c = _study([(5e4, 3.0), (1e3, 1.0)])
-    assert not regression.size_verdict({"EQ": c}, top_k=1).confirmed
+    assert not regression.size_verdict({"EQ": c}, top_k=1, n_space=20).confirmed
     with pytest.raises(ValueError, match="no completed trial"):
-        regression.size_verdict({"EQ": optuna.create_study()}, top_k=1)
+        regression.size_verdict({"EQ": _study([])}, top_k=1, n_space=20)
+
+
+def test_the_share_of_large_networks_in_the_search_space():
+    """Flattening networks on 60x4 reach 10^5 parameters often, the others rarely: the
+    statement can only be tested where the space holds large networks."""
+    fl = regression.space_share("FL", TASK1, n=300)
+    assert 0.05 < fl < 0.5
+    assert regression.space_share("FL", TASK1, n=300) == fl  # seeded
+    assert regression.space_share("ST", TASK1, bound=10**9, n=50) == 0.0
+    assert regression.space_share("EQ", TASK1, bound=0, n=20) == 1.0
 
 
 def test_the_statement_table_judges_the_optuna_statement_from_the_stored_search(tiny):
@@ -169,7 +189,7 @@ def test_the_statement_table_judges_the_optuna_statement_from_the_stored_search(
     assert results.store_digest(["task1-search"], "tiny") != before  # pages showing it rerun
     found = search_store.load("tiny")
     assert found.complete
-    want = regression.size_verdict(found.studies, found.plan.top_k)
+    want = regression.size_verdict(found.studies, found.plan.top_k)  # as the table judges
     got = row()
     assert got["verdict"] == ("confirmed" if want.confirmed else "not confirmed")
     assert got["evidence"] == want.line()

@@ -56,6 +56,7 @@ __all__ = [
     "WorstST",
     "worst_st",
     "size_verdict",
+    "space_share",
     "stored_search",
     "holm",
     "in_range",
@@ -908,6 +909,7 @@ class SizeVerdict:
     large_random: tuple[int, int]  # (>= bound, trained) among the sampler's random start
     large_guided: tuple[int, int]  # (>= bound, trained) among the trials TPE proposed
     p_value: float  # P(every best trial below the bound | size unrelated to the loss)
+    space: dict  # family -> share of the search space at or above the bound (random draws)
 
     @property
     def largest(self) -> int:
@@ -924,22 +926,52 @@ class SizeVerdict:
         n_best = len(self.best)
         below = int((self.best["parameters"] < self.bound).sum())
         (lr, nr), (lg, ng) = self.large_random, self.large_guided
+        space = ", ".join(f"{f} {q:.1%}" for f, q in self.space.items())
         return (
             f"{below} of the {n_best} best trials have < {self.bound:.0e} parameters (largest "
             f"{self.largest}); trained networks with more: {lr} of {nr} random proposals, "
-            f"{lg} of {ng} TPE proposals; P(all best below | size irrelevant) = "
-            f"{self.p_value:.2g}"
+            f"{lg} of {ng} TPE proposals (share of the search space: {space}); "
+            f"P(all best below | size irrelevant) = {self.p_value:.2g}"
         )
 
 
+def space_share(family: str, task, bound: int = PARAMETER_BOUND, n: int = 1000,
+                seed: int = 0) -> float:  # fmt: skip
+    """The share of ``family``'s search space (:func:`qftml.search.suggest_spec` for
+    ``task``) at or above ``bound`` parameters: ``n`` draws of optuna's random sampler
+    (seeded), invalid proposals skipped."""
+    import optuna
+
+    from .. import nets, search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    large = valid = 0
+    for _ in range(n):
+        trial = study.ask()
+        try:
+            spec = search.suggest_spec(trial, family, task)
+        except search.InvalidSpec:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        study.tell(trial, 0.0)
+        large += nets.spec_params(spec) >= bound
+        valid += 1
+    if not valid:
+        raise ValueError(f"no valid {family} architecture in {n} draws for {task}")
+    return large / valid
+
+
 def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
-                 startup: int = 10) -> SizeVerdict:  # fmt: skip
+                 startup: int = 10, n_space: int = 1000) -> SizeVerdict:  # fmt: skip
     """The source's "optuna favoured architectures with < 10^5 parameters" on ``studies``
     (``{family: optuna.Study}``): the ``top_k`` best completed trials of each family
     against ``bound``, the share of trained networks at or above it among the first
     ``startup`` trials (TPE's random start, optuna's default 10) and the later, guided ones,
-    and the chance that all best trials fall below the bound if size did not matter: the
-    hypergeometric probability of drawing only small networks, per family,
+    the share of each family's space above the bound (:func:`space_share`, ``n_space``
+    draws, on the task the study records), and the chance that all best trials fall below
+    the bound if size did not matter: the hypergeometric probability of drawing only small
+    networks, per family,
 
         P = prod_f C(s_f, k_f) / C(n_f, k_f),
 
@@ -949,9 +981,12 @@ def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
 
     from .. import search
 
-    rows, p_value = [], 1.0
+    rows, p_value, space = [], 1.0, {}
     random_, guided = [0, 0], [0, 0]
     for fam, st in studies.items():
+        task = training.Task(**{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in st.user_attrs["task"].items()})  # fmt: skip
+        space[fam] = space_share(fam, task, bound, n_space)
         sizes = {}
         for t in st.get_trials(deepcopy=False):
             if "n_params" not in t.user_attrs:  # invalid, duplicate or failed: never trained
@@ -970,7 +1005,7 @@ def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
     if not rows:
         raise ValueError("the studies have no completed trial")
     table = pd.DataFrame(rows).set_index(["family", "rank"])
-    return SizeVerdict(table, int(bound), tuple(random_), tuple(guided), float(p_value))
+    return SizeVerdict(table, int(bound), tuple(random_), tuple(guided), float(p_value), space)
 
 
 def stored_search(profile: str = "paper", root=None):
