@@ -249,9 +249,12 @@ def _counts(study) -> dict:
     return out
 
 
-def _write_entry(p: SearchPlan, k: dict, journal: Path, name: str, study, prev: dict | None,
-                 seconds: float, command: str) -> dict:  # fmt: skip
-    """The entry of a study with key ``k`` as it stands (rewritten after every trial)."""
+def _store(p: SearchPlan, k: dict, work: Path, stored: Path, name: str, study,
+           prev: dict | None, seconds: float, command: str) -> dict:  # fmt: skip
+    """Copy the working journal ``work`` (idle between trials) onto the store's ``stored``
+    and rewrite the entry that names its checksum. The entry is made first, so the two
+    files change within two renames: a reader (or a commit) meets a mismatched pair only in
+    that instant, and :func:`verify` reports it."""
     now = results._now()
     prov = {**results.machine(), "profile": p.profile, "command": command,
             "first": (prev or {}).get("provenance", {}).get("first", now), "last": now}  # fmt: skip
@@ -263,12 +266,13 @@ def _write_entry(p: SearchPlan, k: dict, journal: Path, name: str, study, prev: 
         "key": k,
         "search": p.params,
         "trials": _counts(study),
-        "journal": {"file": journal.name, "sha256": _sha256(journal)},
+        "journal": {"file": stored.name, "sha256": _sha256(work)},
         "cpu_seconds": round(((prev or {}).get("cpu_seconds") or 0.0) + seconds, 1),
         "provenance": prov,
     }
     record["checksum"] = results._entry_digest(record)
-    results._write_json(journal.with_suffix(".json"), record)
+    instances._write_atomic(stored, functools.partial(shutil.copyfile, work))
+    results._write_json(stored.with_suffix(".json"), record)
     return record
 
 
@@ -324,10 +328,8 @@ def run(
                                budget=p.budget, study_name=name, storage=work, jobs=1,
                                seed=p.seed, pruner=p.pruner, max_new_trials=1)  # fmt: skip
             # the store gets a copy between trials (the working journal may hold a running
-            # trial at any moment), then the entry that names its checksum
-            instances._write_atomic(stored, functools.partial(shutil.copyfile, work))
-            prev = _write_entry(p, k, stored, name, study, prev, time.monotonic() - t0,
-                                command)  # fmt: skip
+            # trial at any moment), with the entry that names its checksum
+            prev = _store(p, k, work, stored, name, study, prev, time.monotonic() - t0, command)
             n = prev["trials"]["finished"]
             log(f"{fam}: {n}/{p.n_trials} finished trials ({prev['trials']})")
             if _over(start, hours):
