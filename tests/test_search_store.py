@@ -91,8 +91,9 @@ def test_a_stopped_search_resumes_to_the_same_study_and_verifies(tiny, monkeypat
     before = (root / "task1-search" / "EQ.json").read_text()
     search_store.run("tiny", families=["EQ"], log=lines.append)
     assert (root / "task1-search" / "EQ.json").read_text() == before
-    summary = results.summary("tiny", root)["task1_search"]
-    assert summary == [{"family": "EQ", "n_train": 8, "trials": 3, "planned": 3}]
+    summary = results.summary("tiny", root)
+    assert summary["task1_search"] == [{"family": "EQ", "n_train": 8, "trials": 3, "planned": 3}]
+    assert summary["pages"] == []  # no stored chapter run in this store
 
 
 def test_a_changed_journal_budget_or_entry_is_reported(tiny):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from test_book import write_notebook
 
-from qftml import profiles, verdicts
+from qftml import profiles, results, verdicts
 from qftml.paths import ROOT
 
 PAGE = """\
@@ -141,6 +141,12 @@ def test_stored_pages_of_the_repository_are_current():
     assert not missing and not stale, f"missing {missing}, stale {stale}"
     for rec in have.values():
         assert rec["verdicts"] and rec["profile"] == "paper"
+    rows = {r["page"]: r for r in results.summary("paper", ROOT / "results")["pages"]}
+    assert set(rows) == set(have)  # `results summary --json` lists them
+    for stem, rec in have.items():
+        confirmed = sum(bool(v.confirmed) for v in rec["verdicts"])
+        assert rows[stem]["verdicts"] == len(rec["verdicts"])
+        assert rows[stem]["confirmed"] == confirmed and rows[stem]["current"]
 
 
 def test_a_page_reads_only_the_stored_verdicts_it_declares(site):

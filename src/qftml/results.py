@@ -730,10 +730,20 @@ def summary(profile: str = "paper", root: Path | None = None) -> dict:
     """What the store covers (current entries of ``profile``): per task, one row per model
     and size with its instance count (task 3 names the model, e.g. ``"1st EQ"``: a family
     has three); ``task1_search``: per family, the finished trials of the stored
-    architecture search and its store budget (:mod:`qftml.search_store`)."""
-    from . import search_store
+    architecture search and its store budget (:mod:`qftml.search_store`); ``pages``: per
+    stored chapter run (:mod:`qftml.verdicts`), its verdicts, how many are confirmed, and
+    whether it is current."""
+    from . import search_store, verdicts
 
-    out: dict[str, list] = {"task1": [], "task2": [], "task3": [], "task1_search": []}
+    out: dict[str, list] = {"task1": [], "task2": [], "task3": [], "task1_search": [],
+                            "pages": []}  # fmt: skip
+    for stem, rec in verdicts.stored(None, profile, root).items():
+        if rec is not None:
+            out["pages"].append({
+                "page": stem, "verdicts": len(rec["verdicts"]),
+                "confirmed": sum(bool(v.confirmed) for v in rec["verdicts"]),
+                "current": bool(rec["current"]),
+            })  # fmt: skip
     if search_store.entries(root):
         found = search_store.load(profile, root)
         for fam, e in found.entries.items():

@@ -176,7 +176,7 @@ def _search_row(profile: str, root) -> dict:
     return {
         "verdict": _verdict(v.confirmed),
         "evidence": v.line(),
-        "coverage": f"search trials {done} on N_train = {found.plan.n_train} (store budget)"
+        "coverage": f"task-1 search, trials {done} on N_train = {found.plan.n_train} (store budget)"
         + ("" if found.complete else " (PARTIAL)"),
     }
 
