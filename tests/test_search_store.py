@@ -136,16 +136,20 @@ def test_a_changed_journal_budget_or_entry_is_reported(tiny):
 TASK1 = Task(n_out=2, lattice=(60, 4), loss="mse")
 
 
-def _study(sizes_values):
-    """An in-memory study of completed trials ``(n_params, value)``, numbered in order, on
-    the task-1 lattice (as :func:`qftml.search.run` records it)."""
+def _study(sizes_values, pruned=()):
+    """An in-memory study of completed trials ``(n_params, value)``, numbered in order, then
+    pruned ones of ``pruned`` parameters, on the task-1 lattice (as
+    :func:`qftml.search.run` records it)."""
     study = optuna.create_study()
     study.set_user_attr("task", dataclasses.asdict(TASK1))
-    for i, (n, v) in enumerate(sizes_values):
+    rows = [(TrialState.COMPLETE, n, v) for n, v in sizes_values]
+    rows += [(TrialState.PRUNED, n, None) for n in pruned]
+    for i, (state, n, v) in enumerate(rows):
         study.add_trial(create_trial(
-            state=TrialState.COMPLETE, value=v, params={"x": float(i)},
+            state=state, value=v, params={"x": float(i)},
             distributions={"x": FloatDistribution(0, 100)},
             user_attrs={"spec": f"net{i}", "n_params": n},
+            intermediate_values={1: 10.0},
         ))  # fmt: skip
     return study
 
@@ -160,6 +164,11 @@ def test_size_verdict_compares_the_best_trials_with_the_bound():
     assert math.isclose(v.p_value, math.comb(4, 2) / math.comb(5, 2))  # 0.6
     assert "2 of the 2 best trials have < 1e+05 parameters" in v.line()
     assert set(v.space) == {"EQ"} and 0 <= v.space["EQ"] < 0.05  # EQ: rarely that large
+    # pruned networks were trained and ranked below the median: they count, not as best
+    d = _study([(1e3, 1.0), (2e3, 2.0)], pruned=[5e5, 6e5, 3e3])
+    v = regression.size_verdict({"FL": d}, top_k=2, n_space=20)
+    assert v.confirmed and v.large_random == (2, 5)
+    assert math.isclose(v.p_value, math.comb(3, 2) / math.comb(5, 2))  # 0.3
     # a large network among the best: not confirmed
     b = _study([(5e4, 3.0), (2e5, 0.5), (1e3, 1.0)])
     assert not regression.size_verdict({"EQ": a, "ST": b}, top_k=2, n_space=20).confirmed

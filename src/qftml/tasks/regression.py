@@ -975,7 +975,8 @@ def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
 
         P = prod_f C(s_f, k_f) / C(n_f, k_f),
 
-    with ``n_f`` completed trials of which ``s_f`` are small and ``k_f`` the best."""
+    with ``n_f`` trained architectures (completed or pruned: the pruner ranks a pruned one
+    below the median) of which ``s_f`` are small and ``k_f`` the best."""
     import pandas as pd
     from optuna.trial import TrialState
 
@@ -988,14 +989,13 @@ def size_verdict(studies: dict, top_k: int, bound: int = PARAMETER_BOUND,
                                 for k, v in st.user_attrs["task"].items()})  # fmt: skip
         space[fam] = space_share(fam, task, bound, n_space)
         sizes = {}
-        for t in st.get_trials(deepcopy=False):
-            if "n_params" not in t.user_attrs:  # invalid, duplicate or failed: never trained
+        for t in st.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if "n_params" not in t.user_attrs:  # an invalid proposal: never trained
                 continue
             counts = random_ if t.number < startup else guided
             counts[0] += t.user_attrs["n_params"] >= bound
             counts[1] += 1
-            if t.state == TrialState.COMPLETE:
-                sizes[t.user_attrs["spec"]] = t.user_attrs["n_params"]
+            sizes[t.user_attrs["spec"]] = t.user_attrs["n_params"]
         best = search.top_specs(st, top_k)
         for rank, (spec, value) in enumerate(best, 1):
             rows.append({"family": fam, "rank": rank, "val loss": value,
