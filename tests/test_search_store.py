@@ -30,6 +30,21 @@ tiny:
       train: {lattices: [60x4], mu: [0.95, 1.05], n: 12}
       val: {lattices: [60x4], mu: [0.95, 1.05], n: 4}
       test: {lattices: [60x4], mu: [1.0], n: 4}
+    task2:
+      lam: 1.0
+      violated_worms: 1
+      worm_length: [1, 6]
+      train: {lattices: [8x8], points: [[4.25, 1.0], [4.01, 1.5]], n: 8}
+      val: {lattices: [8x8], points: [[4.25, 1.0], [4.01, 1.5]], n: 4}
+      test: {lattices: [8x8], eta: [4.01], mu: [1.0], n: 4}
+  09_task2_detection:
+    reads: [datasets]
+    seed: 5
+    instances: 2
+    budget: {max_epochs: 2, patience: 2, batch_size: 8, lr: 0.003, optimizer: adam,
+             amsgrad: false, min_epochs: 0}
+    search: {n_trials: 50, jobs: 2, budget: {max_epochs: 2, patience: 1}}
+    store_search: {n_trials: 2, jobs: 1, top_k: 1}
   06_task1_search:
     reads: [datasets]
     seed: 3
@@ -202,5 +217,31 @@ def test_the_statement_table_judges_the_optuna_statement_from_the_stored_search(
     want = regression.size_verdict(found.studies, found.plan.top_k)  # as the table judges
     got = row()
     assert got["verdict"] == ("confirmed" if want.confirmed else "not confirmed")
-    assert got["evidence"] == want.line()
-    assert "EQ 3/3, ST 3/3, FL 3/3" in got["coverage"] and "PARTIAL" not in got["coverage"]
+    assert got["evidence"] == f"task 1: {want.line()}"
+    assert "task-1 search, trials EQ 3/3, ST 3/3, FL 3/3 on N_train = 8" in got["coverage"]
+    assert "PARTIAL" not in got["coverage"]
+    # the task-2 search enters as a second part; the statement holds only if both do
+    search_store.run("tiny", experiment="task2-search", log=lambda *_: None)
+    two = search_store.load("tiny", experiment="task2-search")
+    v2 = regression.size_verdict(two.studies, two.plan.top_k)
+    got = row()
+    assert got["evidence"] == f"task 1: {want.line()}; task 2: {v2.line()}"
+    assert got["verdict"] == ("confirmed" if want.confirmed and v2.confirmed else "not confirmed")
+    assert "task-2 search, trials EQ 2/2, ST 2/2, FL 2/2 on all" in got["coverage"]
+
+
+def test_the_task2_search_starts_from_the_published_winners(tiny):
+    from qftml import nets
+
+    p = search_store.plan("tiny", experiment="task2-search")
+    assert (p.n_train, p.n_trials, p.top_k, p.seed) == (None, 2, 1, 5)
+    assert (p.budget.max_epochs, p.budget.patience, p.budget.optimizer) == (2, 1, "adam")
+    search_store.run("tiny", experiment="task2-search", families=["ST"], log=lambda *_: None)
+    study = search_store.load("tiny", experiment="task2-search").studies["ST"]
+    first = study.trials[0]
+    assert first.user_attrs["enqueued"] and first.user_attrs["spec"] == nets.published(2, "ST").spec
+    assert search_store.verify(log=lambda *_: None)
+    e = search_store.entries(experiment="task2-search")["ST"]
+    assert e["key"]["experiment"] == "task2-search" and e["key"]["n_train"] is None
+    with pytest.raises(ValueError, match="unknown search 'task9-search'"):
+        search_store.plan("tiny", experiment="task9-search")

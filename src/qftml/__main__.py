@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     r_run.add_argument("--hours", type=float, default=None, help="stop after this much time")
     r_run.add_argument("--workers", type=int, default=None, help="local workers (0: in-process)")
     r_run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler")
-    r_run.add_argument("--families", nargs="*", help="task1-search: only these families")
+    r_run.add_argument("--families", nargs="*", help="a search: only these families")
     r_ver = res.add_parser("verify", help="check every entry; re-evaluate and retrain samples")
     r_ver.add_argument("--sample", type=int, default=2, help="entries to re-evaluate")
     r_ver.add_argument("--retrain", type=int, default=1, help="entries to retrain")
@@ -142,8 +142,9 @@ def _results(args) -> int:
 
     from . import results, search_store, verdicts
 
-    if args.action == "run" and args.experiment == search_store.EXPERIMENT:
-        done = search_store.run(args.profile, families=args.families, hours=args.hours)
+    if args.action == "run" and args.experiment in search_store.EXPERIMENTS:
+        done = search_store.run(args.profile, experiment=args.experiment,
+                                families=args.families, hours=args.hours)  # fmt: skip
         print("finished trials: " + ", ".join(f"{f} {n}" for f, n in done.items()))
         return 0
     if args.action == "run":

@@ -82,9 +82,9 @@ def _allowed_sections(page: str, profile: str) -> list[str]:
     shown = list(own.get("pages") or [])
     if own.get("store"):
         from .results import EXPERIMENTS
-        from .search_store import EXPERIMENT, SECTION
+        from .search_store import EXPERIMENTS as SEARCHES
 
-        sections = {**{e: sec for e, (_, sec) in EXPERIMENTS.items()}, EXPERIMENT: SECTION}
+        sections = {e: sec for e, (_, sec) in (EXPERIMENTS | SEARCHES).items()}
         shown += [sections[e] for e in own["store"] if e in sections]
     for other in shown:
         try:

@@ -702,8 +702,8 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
 
     payload = []
     for experiment in experiments_:
-        if experiment == search_store.EXPERIMENT:  # the stored architecture searches
-            payload.append([experiment, search_store.digest(profile, root)])
+        if experiment in search_store.EXPERIMENTS:  # a stored architecture search
+            payload.append([experiment, search_store.digest(profile, root, experiment=experiment)])
             continue
         _known(experiment)
         try:
@@ -729,14 +729,15 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
 def summary(profile: str = "paper", root: Path | None = None) -> dict:
     """What the store covers (current entries of ``profile``): per task, one row per model
     and size with its instance count (task 3 names the model, e.g. ``"1st EQ"``: a family
-    has three); ``task1_search``: per family, the finished trials of the stored
-    architecture search and its store budget (:mod:`qftml.search_store`); ``pages``: per
+    has three); ``task1_search``, ``task2_search``: per family, the finished trials of the
+    stored architecture searches and their store budget (:mod:`qftml.search_store`;
+    ``n_train`` None: the whole training set); ``pages``: per
     stored chapter run (:mod:`qftml.verdicts`), its verdicts, how many are confirmed, and
     whether it is current."""
     from . import search_store, verdicts
 
     out: dict[str, list] = {"task1": [], "task2": [], "task3": [], "task1_search": [],
-                            "pages": []}  # fmt: skip
+                            "task2_search": [], "pages": []}  # fmt: skip
     for stem, rec in verdicts.stored(None, profile, root).items():
         if rec is not None:
             out["pages"].append({
@@ -744,10 +745,12 @@ def summary(profile: str = "paper", root: Path | None = None) -> dict:
                 "confirmed": sum(bool(v.confirmed) for v in rec["verdicts"]),
                 "current": bool(rec["current"]),
             })  # fmt: skip
-    if search_store.entries(root):
-        found = search_store.load(profile, root)
+    for experiment in search_store.EXPERIMENTS:
+        if not search_store.entries(root, experiment):
+            continue
+        found = search_store.load(profile, root, experiment=experiment)
         for fam, e in found.entries.items():
-            out["task1_search"].append({
+            out[experiment.replace("-", "_")].append({
                 "family": fam, "n_train": found.plan.n_train, "trials": e["trials"]["finished"],
                 "planned": found.plan.n_trials,
             })  # fmt: skip

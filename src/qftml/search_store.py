@@ -1,16 +1,21 @@
-"""The results store's architecture searches: chapter 06's optuna studies, run once.
+"""The results store's architecture searches: the optuna studies of chapters 06 and 09, run once.
 
-The ``paper`` search of chapter 06 (100 trials per family on 10 000 configurations) costs
-tens of CPU-hours, so the store keeps a search made by ``python -m qftml results run
-task1-search``, at the budget of the section's ``store_search`` (the ``search`` it
-overrides, e.g. fewer trials on fewer configurations; the cost is in ``book/reproduce.md``):
+The ``paper`` searches (100 trials per family) cost CPU-hours, so the store keeps searches
+made by ``python -m qftml results run <experiment>``, at the budget of the section's
+``store_search`` (the ``search`` it overrides, e.g. fewer configurations; the cost is in
+``book/reproduce.md``):
 
-    results/task1-search/<family>.journal   the optuna study (journal file; a run resumes it)
-    results/task1-search/<family>.json      its key, budget, provenance, the journal's checksum
+    results/<experiment>/<family>.journal   the optuna study (journal file; a run resumes it)
+    results/<experiment>/<family>.json      its key, budget, provenance, the journal's checksum
+
+Experiments (:data:`EXPERIMENTS`): ``task1-search`` (chapter 06: the regression of task 1,
+on a balanced subset of ``n_train`` training configurations) and ``task2-search`` (chapter
+09-task2: the detection of flux violations, on the whole training set, the published winner
+of each family enqueued as its first trial, as the chapter does).
 
 The key holds what determines the trials: the content keys of the training and validation
-files, the subset size and seed, the budget and pruner, and the code of the search space,
-the objective, the subset and the training loop (as syntax, :func:`qftml.keys.code_digest`).
+files, the subset, the budget and pruner, and the code of the search space, the objective,
+the data preparation and the training loop (as syntax, :func:`qftml.keys.code_digest`).
 The number of trials is not in it: a larger ``n_trials`` continues the study. The trials
 themselves are reproducible: the sampler is seeded by ``(seed, trials so far)`` and every
 network by ``seed + trial number`` (:mod:`qftml.search`), so an interrupted run that is
@@ -26,7 +31,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,96 +41,129 @@ from . import instances, keys, results
 from .profiles import notebook_params
 from .training import Budget
 
-__all__ = ["EXPERIMENT", "SECTION", "SearchPlan", "Stored", "digest", "entries", "key", "load",
-           "plan", "run", "verify"]  # fmt: skip
+__all__ = ["EXPERIMENTS", "SearchPlan", "Stored", "digest", "entries", "key", "load", "plan",
+           "run", "verify"]  # fmt: skip
 
-#: The store's name of the searches and the profile section they follow.
-EXPERIMENT = "task1-search"
-SECTION = "06_task1_search"
+#: Experiment -> (task, the profile section whose search it stores).
+EXPERIMENTS = {"task1-search": (1, "06_task1_search"), "task2-search": (2, "09_task2_detection")}
 SCHEMA = 1
 _HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """One study per family: ``n_trials`` finished trials, each trained on a balanced subset
-    of ``n_train`` training configurations with ``budget`` and scored on the validation set."""
+    """One study per family: ``n_trials`` finished trials, each trained with ``budget`` on
+    a balanced subset of ``n_train`` training configurations (``None``: all of them) and
+    scored on the validation set; ``enqueue`` names each family's first trials."""
 
     profile: str
     families: tuple
-    n_train: int
+    n_train: int | None
     n_trials: int
     budget: Budget
     seed: int
     pruner: str
     top_k: int
     params: dict  # the search section as run (``search`` updated by ``store_search``)
+    experiment: str = "task1-search"
+    enqueue: dict = field(default_factory=dict)  # family -> specs run first
 
 
-def plan(profile: str = "paper", params: dict | None = None) -> SearchPlan:
-    """The store's search in ``profile``: its section's ``search``, updated by
+def _known(experiment: str) -> None:
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown search {experiment!r}; choose one of {sorted(EXPERIMENTS)}")
+
+
+def plan(profile: str = "paper", params: dict | None = None, *,
+         experiment: str = "task1-search") -> SearchPlan:  # fmt: skip
+    """The store's search ``experiment`` in ``profile``: its section's ``search``, updated by
     ``store_search`` (``params`` replaces the section; tests use it)."""
-    P = notebook_params(SECTION, profile) if params is None else params
+    _known(experiment)
+    task, section = EXPERIMENTS[experiment]
+    P = notebook_params(section, profile) if params is None else params
     if "store_search" not in P:
-        raise KeyError(f"profile {profile!r} defines no {SECTION}.store_search (the store's "
+        raise KeyError(f"profile {profile!r} defines no {section}.store_search (the store's "
                        "search)")  # fmt: skip
     S = {**P["search"], **P["store_search"]}
-    for name in ("n_train", "n_trials", "top_k"):
+    needed = ("n_train", "n_trials", "top_k") if task == 1 else ("n_trials", "top_k")
+    for name in needed:
         if not (isinstance(S.get(name), int) and S[name] >= 1):
-            raise ValueError(f"{SECTION}.store_search: {name} must be an integer >= 1; "
+            raise ValueError(f"{section}.store_search: {name} must be an integer >= 1; "
                              f"got {S.get(name)!r}")  # fmt: skip
-    return SearchPlan(profile, tuple(P["families"]), S["n_train"], S["n_trials"],
-                      Budget.from_params(S["budget"]), int(P["seed"]), S["pruner"], S["top_k"],
-                      S)  # fmt: skip
+    if task == 1:
+        return SearchPlan(profile, tuple(P["families"]), S["n_train"], S["n_trials"],
+                          Budget.from_params(S["budget"]), int(P["seed"]), S["pruner"],
+                          S["top_k"], S)  # fmt: skip
+    from . import nets
+    from .tasks import detection
+
+    par = detection.Params.from_dict(P)
+    budget = Budget.from_params({**par.budget, **S.get("budget", {})})
+    families = tuple(detection.FAMILIES)
+    enqueue = {f: (nets.published(2, f).spec,) for f in families}
+    return SearchPlan(profile, families, None, S["n_trials"], budget, par.seed,
+                      S.get("pruner", "median"), S["top_k"], S, experiment, enqueue)  # fmt: skip
 
 
-def _code() -> dict:
+def _code(experiment: str = "task1-search") -> dict:
     """Digests of the code a trial runs: the training loop and networks, the search space
-    and objective, the balanced subset."""
-    return {
+    and objective, the data preparation (task 1: the balanced subset)."""
+    out = {
         "training": instances.code_digest(),
         "search": keys.code_digest([_HERE / "search.py"], roots=("run", "top_specs")),
-        "subset": keys.code_digest(
-            [_HERE / "tasks" / "regression.py"], roots=("search_subset", "prepare", "Data")
-        ),  # fmt: skip
-        "nested_subsets": keys.code_digest([_HERE / "instances.py"], roots=("nested_subsets",)),
     }
+    if EXPERIMENTS[experiment][0] == 1:
+        out["subset"] = keys.code_digest(
+            [_HERE / "tasks" / "regression.py"], roots=("search_subset", "prepare", "Data")
+        )
+        out["nested_subsets"] = keys.code_digest([_HERE / "instances.py"],
+                                                 roots=("nested_subsets",))  # fmt: skip
+    else:
+        out["data"] = keys.code_digest([_HERE / "tasks" / "detection.py"],
+                                       roots=("prepare", "Data"))  # fmt: skip
+    return out
 
 
 def key(p: SearchPlan, family: str) -> dict:
     """What determines the trials of ``family``'s study (everything but their number)."""
     import optuna
 
-    dk = results.data_keys(1, p.profile)
-    return {
+    task = EXPERIMENTS[p.experiment][0]
+    dk = results.data_keys(task, p.profile)
+    out = {
         "family": family,
         "data": {"train": dk["train"], "val": dk["val"]},
         "n_train": p.n_train,
         "seed": p.seed,
         "pruner": p.pruner,
         "budget": p.budget.key(),
-        "code": _code(),
+        "code": _code(p.experiment),
         "libraries": {
             "torch": torch.__version__,
             "numpy": np.__version__,
             "optuna": optuna.__version__,
         },  # fmt: skip
     }
+    if task != 1:  # (task 1's keys predate these fields)
+        out["experiment"] = p.experiment
+        out["enqueue"] = list(p.enqueue.get(family, ()))
+    return out
 
 
-def _folder(root: Path | None = None) -> Path:
-    return (root or results.store_dir()) / EXPERIMENT
+def _folder(root: Path | None, experiment: str) -> Path:
+    return (root or results.store_dir()) / experiment
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def entries(root: Path | None = None) -> dict[str, dict]:
-    """``{family: entry}`` of the stored searches (an edited entry raises, naming its file)."""
-    results._check_declared(EXPERIMENT)
+def entries(root: Path | None = None, experiment: str = "task1-search") -> dict[str, dict]:
+    """``{family: entry}`` of a stored search (an edited entry raises, naming its file)."""
+    _known(experiment)
+    results._check_declared(experiment)
     out = {}
-    for path in sorted(_folder(root).glob("*.json")):
+    for path in sorted(_folder(root, experiment).glob("*.json")):
         try:
             record = json.loads(path.read_text())
         except ValueError as exc:
@@ -188,14 +226,19 @@ class Stored:
     def line(self) -> str:
         """Where the searches came from, and how far they are."""
         if not self.entries:
-            return "no stored search yet"
+            return f"no stored {self.plan.experiment} yet"
         prov = [e["provenance"] for e in self.entries.values()]
         done = ", ".join(f"{f} {e['trials']['finished']}/{self.plan.n_trials}"
                          for f, e in self.entries.items())  # fmt: skip
         hours = sum(e["cpu_seconds"] for e in self.entries.values()) / 3600
+        on = (
+            "the whole training set"
+            if self.plan.n_train is None
+            else f"N_train = {self.plan.n_train}"
+        )
         return (
-            f"stored search ({self.plan.profile} profile, store budget: {self.plan.n_trials} "
-            f"trials per family on N_train = {self.plan.n_train}): {done} finished trials"
+            f"stored {self.plan.experiment} ({self.plan.profile} profile, store budget: "
+            f"{self.plan.n_trials} trials per family on {on}): {done} finished trials"
             f"{'' if self.complete else ' (PARTIAL)'}; {hours:.1f} CPU-hours on "
             f"{', '.join(sorted({p['cpu'] for p in prov}))}; commits "
             f"{', '.join(sorted({p['commit'][:10] for p in prov}))}; "
@@ -203,11 +246,13 @@ class Stored:
         )
 
 
-def load(profile: str = "paper", root: Path | None = None) -> Stored:
-    """The stored searches that match today's code, data and ``profile``'s store budget."""
-    p = plan(profile)
+def load(profile: str = "paper", root: Path | None = None, *,
+         experiment: str = "task1-search") -> Stored:  # fmt: skip
+    """The stored search whose studies match today's code, data and ``profile``'s store
+    budget."""
+    p = plan(profile, experiment=experiment)
     studies, current, stale = {}, {}, {}
-    found = entries(root)
+    found = entries(root, experiment)
     for fam, e in sorted(found.items(), key=lambda fe: _order(p, fe[0])):
         reasons = stale_reasons(e, p)
         if reasons:
@@ -223,17 +268,19 @@ def _order(p: SearchPlan, family: str) -> tuple:
     return (p.families.index(family) if family in p.families else len(p.families), family)
 
 
-def digest(profile: str = "paper", root: Path | None = None) -> str:
-    """Digest of what a page showing the stored searches depends on: every entry's checksum
+def digest(profile: str = "paper", root: Path | None = None, *,
+           experiment: str = "task1-search") -> str:  # fmt: skip
+    """Digest of what a page showing a stored search depends on: every entry's checksum
     and the key it is judged against (a malformed profile section still hashes)."""
+    _known(experiment)
     sums = []
-    for path in sorted(_folder(root).glob("*.json")):
+    for path in sorted(_folder(root, experiment).glob("*.json")):
         try:
             sums.append([path.name, json.loads(path.read_text()).get("checksum")])
         except ValueError:
             sums.append([path.name, "unreadable"])
     try:
-        p = plan(profile)
+        p = plan(profile, experiment=experiment)
         judged = [p.params, list(p.families), [key(p, f) for f in p.families]]
     except (KeyError, ValueError, TypeError) as exc:
         judged = f"no plan: {type(exc).__name__}: {exc}"
@@ -260,7 +307,7 @@ def _store(p: SearchPlan, k: dict, work: Path, stored: Path, name: str, study,
             "first": (prev or {}).get("provenance", {}).get("first", now), "last": now}  # fmt: skip
     record = {
         "schema": SCHEMA,
-        "experiment": EXPERIMENT,
+        "experiment": p.experiment,
         "family": k["family"],
         "study": name,
         "key": k,
@@ -276,15 +323,34 @@ def _store(p: SearchPlan, k: dict, work: Path, stored: Path, name: str, study,
     return record
 
 
+def _data(p: SearchPlan):
+    """``(task, train (X, y), val (X, y))`` of a plan's search, as its chapter builds them."""
+    from . import datasets
+
+    task_number = EXPERIMENTS[p.experiment][0]
+    train = datasets.load(task_number, p.profile, "train")
+    val = datasets.load(task_number, p.profile, "val")
+    if task_number == 1:
+        from .tasks import regression
+
+        data = regression.Data(train, val, {})  # no test split needed
+        return data.task, regression.search_subset(data, p.n_train, p.seed).xy, val.xy
+    from .tasks import detection
+
+    data = detection.prepare(train, val, {})
+    return data.task, train.xy, val.xy
+
+
 def run(
     profile: str = "paper",
     *,
+    experiment: str = "task1-search",
     families: Sequence[str] | None = None,
     hours: float | None = None,
     root: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run (or resume) the store's search of each family, one trial at a time.
+    """Run (or resume) the store's search ``experiment`` of each family, one trial at a time.
 
     The study runs in a working journal under the data folder
     (:func:`qftml.search.default_storage`); after each finished trial its copy replaces the
@@ -294,25 +360,22 @@ def run(
     replaced by a new one. With ``hours`` the run stops after the trial that crosses the
     limit. Returns ``{family: finished trials}``.
     """
-    from . import datasets, search
-    from .tasks import regression
+    from . import search
 
-    p = plan(profile)
+    p = plan(profile, experiment=experiment)
     fams = [f.upper() for f in (families or p.families)]
     unknown = sorted(set(fams) - set(p.families))
     if unknown:
         raise ValueError(f"unknown family {unknown}; the search has {list(p.families)}")
-    train = datasets.load_task1(profile, "train")
-    data = regression.Data(train, datasets.load_task1(profile, "val"), {})  # no test split needed
-    sub = regression.search_subset(data, p.n_train, p.seed)
-    folder = _folder(root)
+    task, train, val = _data(p)
+    folder = _folder(root, experiment)
     folder.mkdir(parents=True, exist_ok=True)
-    have = entries(root)
+    have = entries(root, experiment)
     command = " ".join(["python -m qftml", *sys.argv[1:]])
     start, done = time.monotonic(), {}
     for fam in fams:
         k = key(p, fam)  # once: the code that runs is the code loaded now
-        name = f"{EXPERIMENT}-{fam}-{keys.digest(k)[:12]}"
+        name = f"{experiment}-{fam}-{keys.digest(k)[:12]}"
         stored, work = folder / f"{fam}.journal", Path(search.default_storage(name))
         prev = have.get(fam)
         if prev is not None and prev["key"] != k:
@@ -324,9 +387,10 @@ def run(
         n = prev["trials"]["finished"] if prev else 0
         while n < p.n_trials:
             t0 = time.monotonic()
-            study = search.run(fam, sub.xy, data.val.xy, task=data.task, n_trials=p.n_trials,
+            study = search.run(fam, train, val, task=task, n_trials=p.n_trials,
                                budget=p.budget, study_name=name, storage=work, jobs=1,
-                               seed=p.seed, pruner=p.pruner, max_new_trials=1)  # fmt: skip
+                               seed=p.seed, pruner=p.pruner, max_new_trials=1,
+                               enqueue=list(p.enqueue.get(fam, ())))  # fmt: skip
             # the store gets a copy between trials (the working journal may hold a running
             # trial at any moment), with the entry that names its checksum
             prev = _store(p, k, work, stored, name, study, prev, time.monotonic() - t0, command)
@@ -347,19 +411,21 @@ def _over(start: float, hours: float | None) -> bool:
 def verify(root: Path | None = None, log: Callable[[str], None] = print) -> bool:
     """Every stored search is current (its key is today's, its journal the one its entry
     names, by checksum) and its study loads with the trials its entry counts."""
-    found = entries(root)
-    if not found:
-        log(f"{EXPERIMENT}: no entries")
-        return True
-    profile = next(iter(found.values()))["provenance"]["profile"]
-    p, ok = plan(profile), True
-    for fam, e in found.items():
-        reasons = stale_reasons(e, p)
-        if not reasons:
-            study = _study(Path(e["_path"]).with_name(e["journal"]["file"]), e["study"])
-            if _counts(study) != e["trials"]:
-                reasons.append(f"the journal holds {_counts(study)}, the entry {e['trials']}")
-        ok &= not reasons
-        log(f"{EXPERIMENT} {fam}: {e['trials']['finished']}/{p.n_trials} finished trials, "
-            + ("current" if not reasons else "STALE: " + "; ".join(reasons)))  # fmt: skip
+    ok = True
+    for experiment in EXPERIMENTS:
+        found = entries(root, experiment)
+        if not found:
+            log(f"{experiment}: no entries")
+            continue
+        profile = next(iter(found.values()))["provenance"]["profile"]
+        p = plan(profile, experiment=experiment)
+        for fam, e in found.items():
+            reasons = stale_reasons(e, p)
+            if not reasons:
+                study = _study(Path(e["_path"]).with_name(e["journal"]["file"]), e["study"])
+                if _counts(study) != e["trials"]:
+                    reasons.append(f"the journal holds {_counts(study)}, the entry {e['trials']}")
+            ok &= not reasons
+            log(f"{experiment} {fam}: {e['trials']['finished']}/{p.n_trials} finished trials, "
+                + ("current" if not reasons else "STALE: " + "; ".join(reasons)))  # fmt: skip
     return ok

@@ -158,27 +158,34 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
 
 
 def _search_row(profile: str, root) -> dict:
-    """The optuna statement from the stored search (:mod:`qftml.search_store`), once every
-    family has its ``top_k`` completed trials; partial until every study is complete."""
+    """The optuna statement from the stored searches (:mod:`qftml.search_store`: tasks 1 and
+    2; the source's task-3 search has no counterpart here), one part per task once every
+    family has its ``top_k`` completed trials (:func:`qftml.tasks.regression.size_verdict`);
+    confirmed when every judged part is, partial until every study is complete."""
     from .. import search_store
 
-    if not search_store.entries(root):
+    parts, evidence, cover = {}, [], []
+    for experiment, (task, _) in search_store.EXPERIMENTS.items():
+        if not search_store.entries(root, experiment):
+            continue
+        found = search_store.load(profile, root, experiment=experiment)
+        k, n = found.plan.top_k, found.plan.n_trials
+        if set(found.studies) != set(found.plan.families) or any(
+            e["trials"].get("complete", 0) < k for e in found.entries.values()
+        ):
+            cover.append(f"task {task}: {found.line()}")
+            continue
+        v = regression.size_verdict(found.studies, k)
+        parts[task] = v.confirmed
+        evidence.append(f"task {task}: {v.line()}")
+        done = ", ".join(f"{f} {e['trials']['finished']}/{n}" for f, e in found.entries.items())
+        on = "all" if found.plan.n_train is None else f"N_train = {found.plan.n_train}"
+        cover.append(f"task-{task} search, trials {done} on {on} (store budget)"
+                     + ("" if found.complete else " (PARTIAL)"))  # fmt: skip
+    if not cover:
         return {}
-    found = regression.stored_search(profile, root)
-    k = found.plan.top_k
-    if set(found.studies) != set(found.plan.families) or any(
-        e["trials"].get("complete", 0) < k for e in found.entries.values()
-    ):
-        return {"verdict": "no full-statistics run yet", "coverage": found.line()}
-    v = regression.size_verdict(found.studies, k)
-    n = found.plan.n_trials
-    done = ", ".join(f"{f} {e['trials']['finished']}/{n}" for f, e in found.entries.items())
-    return {
-        "verdict": _verdict(v.confirmed),
-        "evidence": v.line(),
-        "coverage": f"task-1 search, trials {done} on N_train = {found.plan.n_train} (store budget)"
-        + ("" if found.complete else " (PARTIAL)"),
-    }
+    verdict = _verdict(all(parts.values())) if parts else "no full-statistics run yet"
+    return {"verdict": verdict, "evidence": "; ".join(evidence), "coverage": "; ".join(cover)}
 
 
 def _across(known: dict) -> str:
