@@ -82,6 +82,50 @@ if V_FULL is not None:
     display(readable(STORE.summary()))  # noqa: F821
 
 # %% [markdown]
+# (store-task2-search)=
+# ### The stored search
+#
+# The architecture search of the live section below, at the `paper` section's
+# `store_search` budget (printed below: the paper's trials per family on the whole training
+# set, one worker, so that it is reproducible), run once by
+# `python -m qftml results run task2-search` and kept in the results store
+# ({mod}`qftml.search_store`); the source's winner of each family is its first trial. From
+# it: whether the trials with a kernel of at least $2\times2$ beat those with only
+# $1\times1$ kernels in each family, and the size of the best trials against the source's
+# "Optuna favoured architectures with $< 10^5$ parameters"
+# ({func}`qftml.tasks.detection.size_verdict`; its criterion as in
+# {ref}`chap-task1-search`).
+
+# %% tags=["hide-input"]
+SEARCH = detection.stored_search() if "task2-search" in P["store"] else None
+if SEARCH is None:
+    print("this profile recomputes everything: no stored search is shown")
+else:
+    print(SEARCH.line())
+    for fam, why in SEARCH.stale.items():
+        print(f"{fam}: stored search not current ({'; '.join(why)}); not shown")
+if SEARCH is not None and SEARCH.studies:
+    FOUND = detection.search_result(SEARCH.studies)
+    print(*FOUND.lines(), sep="\n")
+    display(readable(FOUND.best[["val", "params", "max kernel", "published", "spec"]]))  # noqa: F821
+    display(readable(FOUND.by_kernel))  # noqa: F821
+    SIZE = detection.size_verdict(SEARCH.studies, SEARCH.plan.top_k)
+    fams = list(SEARCH.studies)
+    fig, axes = plt.subplots(1, len(fams), figsize=(4 * len(fams), 3.4), squeeze=False)
+    for ax, fam in zip(axes[0], fams, strict=True):
+        figures.search_sizes(ax, SEARCH.studies[fam], fam, detection.PARAMETER_BOUND,
+                             SEARCH.plan.top_k)  # fmt: skip
+    axes[0, 0].set_ylabel("best validation loss (BCE)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("stored task-2 search (paper profile)")
+    fig.tight_layout()
+    plt.show()
+    print(SIZE.line())
+    print("Optuna favoured architectures with < 1e5 parameters (task 2): "
+          + ("confirmed" if SIZE.confirmed else "not confirmed")
+          + ("" if SEARCH.complete else " (PARTIAL search)"))  # fmt: skip
+
+# %% [markdown]
 # ## Live: the data
 #
 # Training and validation sets are $8\times 8$ configurations at the two training points,

@@ -50,6 +50,7 @@ import torch
 
 from .. import experiments, nets, search, training
 from ..lattice import divergence, n_violations
+from .searches import PARAMETER_BOUND, SizeVerdict, size_verdict, space_share
 
 __all__ = [
     "FAMILIES",
@@ -84,6 +85,11 @@ __all__ = [
     "retrain",
     "stored",
     "run_search",
+    "stored_search",
+    "size_verdict",
+    "space_share",
+    "PARAMETER_BOUND",
+    "SizeVerdict",
     "search_result",
     "shuffle_check",
     "solved_counts",
@@ -383,6 +389,14 @@ def search_result(studies: Mapping) -> SearchResult:
         both = {"all 1x1", "some kernel >= 2"} <= set(lo.index)
         wins[fam] = bool(lo["some kernel >= 2"] < lo["all 1x1"]) if both else None
     return SearchResult(dict(studies), trials, best, by_kernel, wins)
+
+
+def stored_search(profile: str = "paper", root=None):
+    """The results store's task-2 architecture search that matches today's code and data
+    (:func:`qftml.search_store.load`, experiment ``task2-search``)."""
+    from .. import search_store
+
+    return search_store.load(profile, root, experiment="task2-search")
 
 
 def run_search(data: Data, params: Params, *, families: Sequence[str] = FAMILIES):

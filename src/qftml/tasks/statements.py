@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .. import results
 from ..verdicts import styled  # the statements page styles both its tables with it
-from . import counting, detection, regression
+from . import counting, detection, regression, searches
 
 __all__ = ["STATEMENTS", "STORE_SECTIONS", "link", "styled", "table"]
 
@@ -160,7 +160,7 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
 def _search_row(profile: str, root) -> dict:
     """The optuna statement from the stored searches (:mod:`qftml.search_store`: tasks 1 and
     2; the source's task-3 search has no counterpart here), one part per task once every
-    family has its ``top_k`` completed trials (:func:`qftml.tasks.regression.size_verdict`);
+    family has its ``top_k`` completed trials (:func:`qftml.tasks.searches.size_verdict`);
     confirmed when every judged part is, partial until every study is complete."""
     from .. import search_store
 
@@ -175,7 +175,7 @@ def _search_row(profile: str, root) -> dict:
         ):
             cover.append(f"task {task}: {found.line()}")
             continue
-        v = regression.size_verdict(found.studies, k)
+        v = searches.size_verdict(found.studies, k)
         parts[task] = v.confirmed
         evidence.append(f"task {task}: {v.line()}")
         done = ", ".join(f"{f} {e['trials']['finished']}/{n}" for f, e in found.entries.items())
