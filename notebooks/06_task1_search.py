@@ -171,8 +171,8 @@ print(*regression.yardstick_lines(summary, data.constant_loss("test")), sep="\n"
 # ## Summary
 #
 # - The stored search (first section) judges the source's statement that optuna favoured
-#   networks below $10^5$ parameters; its verdict, computed there, is the one on the
-#   {ref}`landing page <chap-statements>`. Only the flattening family's space holds many
+#   networks below $10^5$ parameters; its verdict, computed there, is task 1's part of the
+#   one on the {ref}`landing page <chap-statements>` (task 2's is in {ref}`chap-task2`). Only the flattening family's space holds many
 #   larger networks, so that is where the statement is put to a test.
 # - The architecture search runs per family and is resumable; the ranks above place the
 #   published winners among our trials under one budget. The comparison of

@@ -91,6 +91,9 @@ def test_a_stopped_search_resumes_to_the_same_study_and_verifies(tiny, monkeypat
     first = search_store.entries()["EQ"]
     assert first["trials"]["finished"] == 1 and first["provenance"]["profile"] == "tiny"
     assert not search_store.load("tiny").complete  # one family of three, one trial of three
+    work = next((tiny / "data" / "optuna").glob("*.journal"))
+    work.write_bytes(b"")  # a working journal that is not the store's: the store's wins
+    assert search_store.run("tiny", families=["EQ"], hours=0, log=lines.append) == {"EQ": 2}
     shutil.rmtree(tiny / "data" / "optuna")  # a fresh clone: resumes from the store's journal
     assert search_store.run("tiny", families=["EQ"], log=lines.append) == {"EQ": 3}
     found = search_store.load("tiny")
@@ -237,7 +240,9 @@ def test_the_task2_search_starts_from_the_published_winners(tiny):
     assert (p.n_train, p.n_trials, p.top_k, p.seed) == (None, 2, 1, 5)
     assert (p.budget.max_epochs, p.budget.patience, p.budget.optimizer) == (2, 1, "adam")
     search_store.run("tiny", experiment="task2-search", families=["ST"], log=lambda *_: None)
-    study = search_store.load("tiny", experiment="task2-search").studies["ST"]
+    from qftml.tasks import detection
+
+    study = detection.stored_search("tiny").studies["ST"]  # the chapter's reader
     first = study.trials[0]
     assert first.user_attrs["enqueued"] and first.user_attrs["spec"] == nets.published(2, "ST").spec
     assert search_store.verify(log=lambda *_: None)

@@ -382,8 +382,10 @@ def run(
             log(f"{fam}: the stored study is stale ({', '.join(stale_reasons(prev, p))}); "
                 "starting a new one")  # fmt: skip
             prev = None
-        if prev is not None and not work.exists():  # a fresh clone: resume the stored study
-            shutil.copyfile(stored, work)
+        if prev is not None and not (
+            work.exists() and work.read_bytes().startswith(stored.read_bytes())
+        ):  # a fresh clone, or a store that went on elsewhere: resume the stored study
+            shutil.copyfile(stored, work)  # (a journal only grows: the store's is a prefix)
         n = prev["trials"]["finished"] if prev else 0
         while n < p.n_trials:
             t0 = time.monotonic()
