@@ -82,6 +82,7 @@ display(  # noqa: F821
     ).fillna("")
 )  # model: task 3 only (three winners per family)
 pd.DataFrame(
-    [{"search": task, **row} for task in SEARCHES for row in cover[task]],
+    [{"search": task, **row, "n_train": row["n_train"] or "all"}
+     for task in SEARCHES for row in cover[task]],
     columns=["search", "family", "n_train", "trials", "planned"],
-).fillna("all")
+)  # fmt: skip
