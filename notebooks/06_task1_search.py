@@ -54,7 +54,7 @@ FAMILIES = P["families"]
 # `python -m qftml results run task1-search` and kept with its key and provenance
 # ({mod}`qftml.search_store`). From it, the source's summary statement "Optuna favoured
 # architectures with $< 10^5$ parameters" {cite}`Favoni:2021talk` is judged
-# ({func}`qftml.tasks.regression.size_verdict`): it holds when the best three trials of
+# ({func}`qftml.tasks.searches.size_verdict`): it holds when the best three trials of
 # every family are below $10^5$ parameters while the search did train larger networks; the
 # share of those among the sampler's random start and among its guided proposals shows
 # whether TPE moved away from them, and the printed probability is that of the best trials

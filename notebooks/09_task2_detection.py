@@ -93,7 +93,7 @@ if V_FULL is not None:
 # it: whether the trials with a kernel of at least $2\times2$ beat those with only
 # $1\times1$ kernels in each family, and the size of the best trials against the source's
 # "Optuna favoured architectures with $< 10^5$ parameters"
-# ({func}`qftml.tasks.detection.size_verdict`; its criterion as in
+# ({func}`qftml.tasks.searches.size_verdict`; its criterion as in
 # {ref}`chap-task1-search`).
 
 # %% tags=["hide-input"]

@@ -36,15 +36,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import experiments, training
-from .searches import PARAMETER_BOUND, SizeVerdict, size_verdict, space_share
+from .searches import (  # noqa: F401 (re-exported: the chapter calls its task module)
+    PARAMETER_BOUND,
+    SizeVerdict,
+    size_verdict,
+    space_share,
+)
 
 __all__ = [
     "ComparisonVerdict",
     "Data",
     "GeneralizationVerdict",
     "SearchResult",
-    "SizeVerdict",
-    "PARAMETER_BOUND",
     "SilverBlaze",
     "Stored",
     "architectures",
@@ -56,8 +59,6 @@ __all__ = [
     "generalization_size",
     "WorstST",
     "worst_st",
-    "size_verdict",
-    "space_share",
     "stored_search",
     "holm",
     "in_range",
