@@ -250,3 +250,47 @@ def test_the_task2_search_starts_from_the_published_winners(tiny):
     assert e["key"]["experiment"] == "task2-search" and e["key"]["n_train"] is None
     with pytest.raises(ValueError, match="unknown search 'task9-search'"):
         search_store.plan("tiny", experiment="task9-search")
+
+
+def _kernel_study(trials):
+    """An in-memory study of ``(spec, state, losses per epoch)``."""
+    study = optuna.create_study()
+    for i, (spec, state, losses) in enumerate(trials):
+        study.add_trial(create_trial(
+            state=state, value=min(losses) if state == TrialState.COMPLETE else None,
+            params={"x": float(i)}, distributions={"x": FloatDistribution(0, 100)},
+            user_attrs={"spec": spec, "n_params": 10},
+            intermediate_values=dict(enumerate(losses)),
+        ))  # fmt: skip
+    return study
+
+
+def test_kernel_comparison_counts_pruned_1x1_networks_and_the_statement_shows_it(monkeypatch):
+    """A 1x1 network cannot see the divergence, so the pruner stops it near chance (ln 2):
+    the comparison counts it, where one of completed trials alone would miss it."""
+    from qftml.tasks import detection
+
+    one = "Conv(1x1, 4, 8) LeakyReLU GlobalMaxPool Linear(8, 1)"
+    two = "Conv(2x2, 4, 8) LeakyReLU GlobalMaxPool Linear(8, 1)"
+    study = _kernel_study([
+        (one, TrialState.PRUNED, [0.70, 0.69]), (two, TrialState.COMPLETE, [0.3, 1e-4]),
+        (one, TrialState.PRUNED, [0.68]), (two, TrialState.PRUNED, [0.5]),
+    ])  # fmt: skip
+    kc = detection.kernel_comparison({"EQ": study})
+    a, b = kc.loc[("EQ", "all 1x1")], kc.loc[("EQ", "some kernel >= 2")]
+    assert (a["trained"], a["completed"], a["lowest val loss"]) == (2, 0, 0.68)
+    assert (b["trained"], b["completed"], b["lowest val loss"]) == (2, 1, 1e-4)
+    with pytest.raises(ValueError, match="no trained trial"):
+        detection.kernel_comparison({"EQ": optuna.create_study()})
+    # the landing page's 2x2 row adds what the stored search trained
+    found = search_store.Stored({"EQ": study}, {}, None, {})
+    monkeypatch.setattr(search_store, "entries", lambda root=None, experiment="": {"EQ": {}})
+    monkeypatch.setattr(detection, "stored_search", lambda profile, root: found)
+    monkeypatch.setattr(search_store.Stored, "complete", property(lambda self: True))
+    row = {"evidence": "structural", "coverage": "check"}
+    statements._add_search_kernels(row, "paper", None)
+    assert row["evidence"] == (
+        "structural; task-2 search: 2 networks of 1x1 kernels trained, 0 completed, lowest "
+        "validation BCE 0.68 (chance ln 2 = 0.69); with a larger kernel 0.0001"
+    )
+    assert row["coverage"] == "check; task-2 search complete"

@@ -90,6 +90,7 @@ __all__ = [
     "retrain",
     "stored",
     "run_search",
+    "kernel_comparison",
     "stored_search",
     "search_result",
     "shuffle_check",
@@ -398,6 +399,38 @@ def stored_search(profile: str = "paper", root=None):
     from .. import search_store
 
     return search_store.load(profile, root, experiment="task2-search")
+
+
+def kernel_comparison(studies: Mapping):
+    """Per family and kernel class (``"all 1x1"``, ``"some kernel >= 2"``): how many
+    architectures were trained (completed or pruned), how many completed, and the lowest
+    validation loss any of them reached (a pruned trial at its best report before it was
+    stopped). Unlike :func:`search_result`, which compares completed trials only, this counts
+    the 1x1 networks the pruner stopped, the usual fate of a network that cannot see the
+    divergence."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    rows = []
+    for fam, study in studies.items():
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if "spec" not in t.user_attrs or not t.intermediate_values:
+                continue
+            wide = max(kernels(t.user_attrs["spec"])) > 1
+            rows.append({
+                "family": fam,
+                "kernel": "some kernel >= 2" if wide else "all 1x1",
+                "completed": t.state == TrialState.COMPLETE,
+                "lowest val loss": min(t.intermediate_values.values()),
+            })  # fmt: skip
+    if not rows:
+        raise ValueError("no trained trial with a spec in the studies")
+    trials = pd.DataFrame(rows)
+    out = trials.groupby(["family", "kernel"], sort=False).agg(
+        trained=("completed", "size"), completed=("completed", "sum"),
+        **{"lowest val loss": ("lowest val loss", "min")},
+    )  # fmt: skip
+    return out.astype({"trained": int, "completed": int})
 
 
 def run_search(data: Data, params: Params, *, families: Sequence[str] = FAMILIES):

@@ -146,6 +146,7 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
     _task2_parts(parts, s2, min_seeds)
     if flux_data is not None:
         rows["t2-2x2"] |= _kernel_row(flux_data, seed, s2, min_seeds)
+    _add_search_kernels(rows["t2-2x2"], profile, root)
     _task3_parts(parts, profile, root, min_seeds)
     for key, name in (("all-eq", "reliable"), ("all-generalization", "general")):
         known = parts[name]
@@ -228,6 +229,31 @@ def _kernel_row(data, seed: int, s2, min_seeds: int) -> dict:
                  f"({len(per)} instances)")  # fmt: skip
         cover += f"; task-2 store {s2.n}/{s2.planned} instances"
     return {"verdict": _verdict(necessary), "evidence": text, "coverage": cover}
+
+
+def _add_search_kernels(row: dict, profile: str, root) -> None:
+    """Add to the 2x2 statement's ``row`` what the stored task-2 search trained: networks of
+    1x1 kernels against those with a larger one
+    (:func:`qftml.tasks.detection.kernel_comparison`)."""
+    from .. import search_store
+
+    if not search_store.entries(root, "task2-search"):
+        return
+    found = detection.stored_search(profile, root)
+    if not found.studies:
+        return
+    kc = detection.kernel_comparison(found.studies)
+    kinds = set(kc.index.get_level_values("kernel"))
+    if kinds != {"all 1x1", "some kernel >= 2"}:
+        return
+    a, b = kc.xs("all 1x1", level="kernel"), kc.xs("some kernel >= 2", level="kernel")
+    text = (f"task-2 search: {a['trained'].sum()} networks of 1x1 kernels trained, "
+            f"{a['completed'].sum()} completed, lowest validation BCE "
+            f"{a['lowest val loss'].min():.2g} (chance ln 2 = 0.69); with a larger kernel "
+            f"{b['lowest val loss'].min():.2g}")  # fmt: skip
+    row["evidence"] = "; ".join(x for x in (row.get("evidence"), text) if x)
+    cover = f"task-2 search {'complete' if found.complete else 'PARTIAL'}"
+    row["coverage"] = "; ".join(x for x in (row.get("coverage"), cover) if x)
 
 
 def _task3_parts(parts: dict, profile: str, root, min_seeds: int) -> None:
