@@ -99,6 +99,16 @@ def test_a_stopped_search_resumes_to_the_same_study_and_verifies(tiny, monkeypat
     found = search_store.load("tiny")
     assert found.stale == {} and len(found.studies["EQ"].trials) >= 3
     assert search_store.verify(log=lines.append), lines
+    lines = []  # a completed trial trained again reaches its stored loss, bitwise
+    assert search_store.verify(log=lines.append, retrain=1, max_seconds=600), lines
+    assert sum("bitwise equal" in line for line in lines) == 1, lines
+    with monkeypatch.context() as m:  # ... and a different loss fails
+        m.setattr(search_store, "retrain_trial", lambda p, t: 2 * t.value)
+        assert not search_store.verify(log=lines.append, retrain=1)
+    assert "MISMATCH" in lines[-1]
+    lines = []
+    assert search_store.verify(log=lines.append, retrain=1, max_seconds=0)
+    assert "search retrain: no completed trial" in lines[-1]
     # the same search without the interruption, in another store, proposes the same trials
     monkeypatch.setenv("QFTML_RESULTS", str(tiny / "other"))
     monkeypatch.setenv("QFTML_DATA", str(tiny / "data2"))

@@ -159,7 +159,7 @@ def _results(args) -> int:
             args.sample, retrain=args.retrain, seed=args.seed,
             retrain_max_seconds=args.retrain_max_seconds,
         )  # fmt: skip
-        ok &= search_store.verify()
+        ok &= search_store.verify(retrain=args.retrain, max_seconds=args.retrain_max_seconds)
         ok &= verdicts.verify(args.rerun_pages, max_seconds=args.retrain_max_seconds)
         return 0 if ok else 1
     if args.action == "pages":

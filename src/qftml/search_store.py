@@ -42,7 +42,7 @@ from .profiles import notebook_params
 from .training import Budget
 
 __all__ = ["EXPERIMENTS", "SearchPlan", "Stored", "digest", "entries", "key", "load", "plan",
-           "run", "verify"]  # fmt: skip
+           "retrain_trial", "run", "verify"]  # fmt: skip
 
 #: Experiment -> (task, the profile section whose search it stores).
 EXPERIMENTS = {"task1-search": (1, "06_task1_search"), "task2-search": (2, "09_task2_detection")}
@@ -410,10 +410,22 @@ def _over(start: float, hours: float | None) -> bool:
     return hours is not None and time.monotonic() - start > 3600 * hours
 
 
-def verify(root: Path | None = None, log: Callable[[str], None] = print) -> bool:
+def verify(
+    root: Path | None = None,
+    log: Callable[[str], None] = print,
+    *,
+    retrain: int = 0,
+    max_seconds: float | None = None,
+) -> bool:
     """Every stored search is current (its key is today's, its journal the one its entry
-    names, by checksum) and its study loads with the trials its entry counts."""
-    ok = True
+    names, by checksum) and its study loads with the trials its entry counts; then
+    ``retrain`` completed trials are trained again (:func:`retrain_trial`) and must reach
+    their stored validation loss: bitwise on the CPU model and thread count they ran with,
+    else within :data:`qftml.results.RETRAIN_RTOL`. Candidates are trials made on this CPU
+    and device that took at most ``max_seconds``, of the search whose training and
+    validation files are fewest (cheapest to regenerate), shortest first."""
+    ok, candidates = True, []
+    here = {"cpu": results._cpu_model(), "device": results._device_name()}
     for experiment in EXPERIMENTS:
         found = entries(root, experiment)
         if not found:
@@ -427,7 +439,48 @@ def verify(root: Path | None = None, log: Callable[[str], None] = print) -> bool
                 study = _study(Path(e["_path"]).with_name(e["journal"]["file"]), e["study"])
                 if _counts(study) != e["trials"]:
                     reasons.append(f"the journal holds {_counts(study)}, the entry {e['trials']}")
+                elif all(e["provenance"].get(k) == v for k, v in here.items()):
+                    candidates += [(_n_files(p), t.duration.total_seconds(), p, e, t)
+                                   for t in study.trials if t.state.name == "COMPLETE"]  # fmt: skip
             ok &= not reasons
             log(f"{experiment} {fam}: {e['trials']['finished']}/{p.n_trials} finished trials, "
                 + ("current" if not reasons else "STALE: " + "; ".join(reasons)))  # fmt: skip
+    if retrain and max_seconds is not None:
+        candidates = [c for c in candidates if c[1] <= max_seconds]
+    if retrain and not candidates:
+        log(f"  search retrain: no completed trial made on this CPU ({here['cpu']}) and device "
+            f"within {max_seconds} s; skipped")  # fmt: skip
+    for _, _, p, e, t in sorted(candidates, key=lambda c: c[:2])[:retrain]:
+        with results._threads(int(e["provenance"].get("threads") or 1)):
+            got = retrain_trial(p, t)
+        same = got == t.value
+        close = abs(got - t.value) <= results.RETRAIN_RTOL * abs(t.value)
+        ok &= same or close
+        log(
+            f"  retrained {p.experiment} {e['family']} trial {t.number} "
+            f"({t.user_attrs['spec']}): best validation loss {got:.7g} vs stored {t.value:.7g} "
+            f"({'bitwise equal' if same else 'within rtol' if close else 'MISMATCH'})"
+        )
     return ok
+
+
+def _n_files(p: SearchPlan) -> int:
+    from .datasets.jobs import jobs_for
+
+    task = EXPERIMENTS[p.experiment][0]
+    return sum(len(jobs_for(task, p.profile, split)) for split in ("train", "val"))
+
+
+def retrain_trial(p: SearchPlan, trial) -> float:
+    """Train a completed trial's network again as the search's objective did (the same spec,
+    data, budget and seeds, :mod:`qftml.search`); its best validation loss."""
+    from .nets import from_spec
+    from .training import as_tensors, train
+
+    task, train_data, val_data = _data(p)
+    model = from_spec(trial.user_attrs["spec"], task.lattice, seed=p.seed + trial.number)
+    X, y = as_tensors(train_data)
+    hist = train(model, (X, y), as_tensors(val_data), loss=task.loss,
+                 **{**p.budget.train_kwargs(len(X)), "lr": p.budget.lr},
+                 seed=p.seed + trial.number)  # fmt: skip
+    return float(hist.best_val_loss)
