@@ -34,6 +34,10 @@ Experiments (:data:`EXPERIMENTS`):
   09-task3's ``instances`` on its whole training set (the source's N_train = 20000, 0 and 5
   worms on 8x8), each tested on every test lattice, ``(eta, mu)`` and worm count of the
   ``datasets.task3.test`` split (MSE of the count and the fraction of exact rounded counts).
+
+The store's architecture searches (``task1-search``, ``task2-search``: optuna studies, not
+trained instances) are kept by :mod:`qftml.search_store`; ``results run``, ``verify`` and
+``summary`` cover them too.
 """
 
 from __future__ import annotations

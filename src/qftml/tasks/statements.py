@@ -180,7 +180,8 @@ def _search_row(profile: str, root) -> dict:
         parts[task] = v.confirmed
         evidence.append(f"task {task}: {v.line()}")
         done = ", ".join(f"{f} {e['trials']['finished']}/{n}" for f, e in found.entries.items())
-        on = "all" if found.plan.n_train is None else f"N_train = {found.plan.n_train}"
+        n_train = found.plan.n_train
+        on = "the whole training set" if n_train is None else f"N_train = {n_train}"
         cover.append(f"task-{task} search, trials {done} on {on} (store budget)"
                      + ("" if found.complete else " (PARTIAL)"))  # fmt: skip
     if not cover:
