@@ -46,11 +46,11 @@ FAMILIES = P["families"]
 # (store-task1-search)=
 # ## The stored search
 #
-# The `paper` search (100 trials per family on 10 000 configurations) costs tens of
-# CPU-hours ({ref}`reproduce`). The results store keeps a search at a stated fraction of that
-# budget, the `paper` section's `store_search`: the same space, pruner and training budget,
-# fewer trials per family on a smaller balanced subset of the training set (both printed
-# below), and one worker, so that it is reproducible. It is run once by
+# The `paper` search (100 trials per family on 10 000 configurations) costs hours of CPU
+# time ({ref}`reproduce`). The results store keeps a search at a stated fraction of that
+# budget, the `paper` section's `store_search`: the same space, pruner and per-trial budget
+# on a smaller balanced subset of the training set (its size and the number of trials are
+# printed below), and one worker, so that it is reproducible. It is run once by
 # `python -m qftml results run task1-search` and kept with its key and provenance
 # ({mod}`qftml.search_store`). From it, the source's summary statement "Optuna favoured
 # architectures with $< 10^5$ parameters" {cite}`Favoni:2021talk` is judged
@@ -172,8 +172,9 @@ print(*regression.yardstick_lines(summary, data.constant_loss("test")), sep="\n"
 #
 # - The stored search (first section) judges the source's statement that optuna favoured
 #   networks below $10^5$ parameters; its verdict, computed there, is task 1's part of the
-#   one on the {ref}`landing page <chap-statements>` (task 2's is in {ref}`chap-task2`). Only the flattening family's space holds many
-#   larger networks, so that is where the statement is put to a test.
+#   one on the {ref}`landing page <chap-statements>` (task 2's is in {ref}`chap-task2`).
+#   Only the flattening family's space holds many larger networks, so that is where the
+#   statement is put to a test.
 # - The architecture search runs per family and is resumable; the ranks above place the
 #   published winners among our trials under one budget. The comparison of
 #   {ref}`chap-task1-comparison` trains the published winners, as the source does; setting
