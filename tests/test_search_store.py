@@ -305,3 +305,12 @@ def test_kernel_comparison_counts_pruned_1x1_networks_and_the_statement_shows_it
         "validation BCE 0.68 (chance ln 2 = 0.69); with a larger kernel 0.0001"
     )
     assert row["coverage"] == "check; task-2 search complete"
+
+
+def test_the_command_names_every_experiment_it_knows(capsys):
+    from qftml.__main__ import main
+
+    assert main(["results", "run", "task9-search"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown experiment 'task9-search'" in err
+    assert "'task1-search', 'task2-search'" in err and "'task1-comparison'" in err

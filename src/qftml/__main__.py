@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     res = p_res.add_subparsers(dest="action", required=True)
     r_run = res.add_parser("run", help="train and store every missing instance (resumable)")
-    r_run.add_argument("experiment", nargs="?", default="task1-comparison")
+    r_run.add_argument(
+        "experiment", nargs="?", default="task1-comparison",
+        help="task1-comparison, task2-detection, task3-counting (instances) or task1-search, "
+        "task2-search (architecture searches)",
+    )  # fmt: skip
     r_run.add_argument("--profile", default="paper", help="parameter profile (profiles.yml)")
     r_run.add_argument("--sizes", type=int, nargs="*", help="only these N_train")
     r_run.add_argument("--hours", type=float, default=None, help="stop after this much time")
@@ -142,6 +146,9 @@ def _results(args) -> int:
 
     from . import results, search_store, verdicts
 
+    known = [*results.EXPERIMENTS, *search_store.EXPERIMENTS]
+    if args.action == "run" and args.experiment not in known:
+        raise ValueError(f"unknown experiment {args.experiment!r}; choose one of {known}")
     if args.action == "run" and args.experiment in search_store.EXPERIMENTS:
         done = search_store.run(args.profile, experiment=args.experiment,
                                 families=args.families, hours=args.hours)  # fmt: skip
