@@ -65,9 +65,7 @@ SEARCH = regression.stored_search() if P.get("store") else None
 if SEARCH is None:
     print("this profile recomputes everything: no stored search is shown")
 else:
-    print(SEARCH.line())
-    for fam, why in SEARCH.stale.items():
-        print(f"{fam}: stored search not current ({'; '.join(why)}); not shown")
+    print(*SEARCH.lines(), sep="\n")
 if SEARCH is not None and SEARCH.studies:
     SIZE = regression.size_verdict(SEARCH.studies, SEARCH.plan.top_k)
     fams = list(SEARCH.studies)

@@ -102,9 +102,7 @@ SEARCH = detection.stored_search() if "task2-search" in P["store"] else None
 if SEARCH is None:
     print("this profile recomputes everything: no stored search is shown")
 else:
-    print(SEARCH.line())
-    for fam, why in SEARCH.stale.items():
-        print(f"{fam}: stored search not current ({'; '.join(why)}); not shown")
+    print(*SEARCH.lines(), sep="\n")
 if SEARCH is not None and SEARCH.studies:
     FOUND = detection.search_result(SEARCH.studies)
     display(readable(FOUND.best[["val", "params", "max kernel", "published", "spec"]]))  # noqa: F821

@@ -385,7 +385,12 @@ def _check_declared(experiment: str) -> None:
 def entries(experiment: str, root: Path | None = None) -> list[dict]:
     """Every intact entry of ``experiment`` (a damaged one raises, naming the file)."""
     _check_declared(experiment)
-    folder = (root or store_dir()) / experiment
+    return read_entries((root or store_dir()) / experiment)
+
+
+def read_entries(folder: Path) -> list[dict]:
+    """The JSON entries of a store folder, each checked against its checksum and given its
+    ``_path`` (a damaged one raises, naming the file); shared with :mod:`qftml.search_store`."""
     out = []
     for path in sorted(folder.glob("*.json")):
         try:
@@ -396,6 +401,18 @@ def entries(experiment: str, root: Path | None = None) -> list[dict]:
             raise ValueError(f"{path}: checksum mismatch (edited or damaged entry)")
         record["_path"] = str(path)
         out.append(record)
+    return out
+
+
+def checksums(folder: Path) -> list[list[str]]:
+    """``[file name, checksum]`` of every JSON entry of a store folder, as read (an
+    unreadable one as such): what a page showing the folder depends on."""
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out.append([path.name, json.loads(path.read_text()).get("checksum")])
+        except ValueError:
+            out.append([path.name, "unreadable"])
     return out
 
 
@@ -716,13 +733,7 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
         except (ValueError, TypeError, KeyError) as exc:  # a malformed value still hashes
             params = notebook_params(EXPERIMENTS[experiment][1], profile)
             recipe = f"no plan: {type(exc).__name__}: {exc}"
-        folder = (root or store_dir()) / experiment
-        sums = []
-        for path in sorted(folder.glob("*.json")):
-            try:
-                sums.append([path.name, json.loads(path.read_text()).get("checksum")])
-            except ValueError:
-                sums.append([path.name, "unreadable"])
+        sums = checksums((root or store_dir()) / experiment)
         from .datasets.jobs import code_digest as data_code
 
         data = notebook_params("datasets", profile)  # raw: a malformed value still hashes

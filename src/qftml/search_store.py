@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import shutil
 import sys
 import time
@@ -162,17 +161,7 @@ def entries(root: Path | None = None, experiment: str = "task1-search") -> dict[
     """``{family: entry}`` of a stored search (an edited entry raises, naming its file)."""
     _known(experiment)
     results._check_declared(experiment)
-    out = {}
-    for path in sorted(_folder(root, experiment).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a search entry ({exc})") from None
-        if record.get("checksum") != results._entry_digest(record):
-            raise ValueError(f"{path}: checksum mismatch (edited or damaged entry)")
-        record["_path"] = str(path)
-        out[record["family"]] = record
-    return out
+    return {e["family"]: e for e in results.read_entries(_folder(root, experiment))}
 
 
 def stale_reasons(entry: dict, p: SearchPlan) -> list[str]:
@@ -222,6 +211,11 @@ class Stored:
         return set(self.studies) == set(self.plan.families) and all(
             e["trials"]["finished"] >= self.plan.n_trials for e in self.entries.values()
         )
+
+    def lines(self) -> list[str]:
+        """:meth:`line`, then one line per family whose stored search is not current."""
+        return [self.line()] + [f"{fam}: stored search not current ({'; '.join(why)}); not shown"
+                                for fam, why in self.stale.items()]  # fmt: skip
 
     def line(self) -> str:
         """Where the searches came from, and how far they are."""
@@ -273,12 +267,7 @@ def digest(profile: str = "paper", root: Path | None = None, *,
     """Digest of what a page showing a stored search depends on: every entry's checksum
     and the key it is judged against (a malformed profile section still hashes)."""
     _known(experiment)
-    sums = []
-    for path in sorted(_folder(root, experiment).glob("*.json")):
-        try:
-            sums.append([path.name, json.loads(path.read_text()).get("checksum")])
-        except ValueError:
-            sums.append([path.name, "unreadable"])
+    sums = results.checksums(_folder(root, experiment))
     try:
         p = plan(profile, experiment=experiment)
         judged = [p.params, list(p.families), [key(p, f) for f in p.families]]
