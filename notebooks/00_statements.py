@@ -20,7 +20,8 @@
 # of {mod}`qftml.tasks`. A statement whose experiment has no complete part in the store yet
 # says so; the chapters show the live small-scale run beside the stored one. The verdict
 # criteria (one-sided Mann–Whitney tests that must all reject at 5 %, Student-t intervals of
-# slopes, Holm's correction for the augmentation tests, paired Wilcoxon tests for the kink)
+# slopes, Holm's correction for the augmentation tests, paired Wilcoxon tests for the kink,
+# one-phase against both-phase training on the phase not trained on)
 # are stated in each chapter; the summary slide's statements on all tasks are confirmed only
 # when the part of every task holds ({mod}`qftml.tasks.statements`, {ref}`deviations`). Each
 # chapter name links to that chapter's full-statistics section. The statements of the second
@@ -43,7 +44,8 @@ P = setup("00_statements", profile)
 flux = datasets.load_task2(profile, "val")  # for the structural 2x2 check
 table = statements.table("paper", flux_data=flux, seed=P["seed"])
 cover = results.summary()
-TRAINED, SEARCHES = ("task1", "task2", "task3"), ("task1_search", "task2_search")
+TRAINED = ("task1", "task1_phases", "task2", "task3")
+SEARCHES = ("task1_search", "task2_search")
 n_entries = sum(r["instances"] for t in TRAINED for r in cover[t])
 n_trials = sum(r["trials"] for t in SEARCHES for r in cover[t])
 print(f"results store: {n_entries} stored instances, {n_trials} search trials")
@@ -78,9 +80,9 @@ with pd.option_context("display.max_colwidth", None):
 display(  # noqa: F821
     pd.DataFrame(
         [{"task": task, **row} for task in TRAINED for row in cover[task]],
-        columns=["task", "model", "family", "n_train", "augment", "instances"],
+        columns=["task", "model", "family", "phase", "n_train", "augment", "instances"],
     ).fillna("")
-)  # model: task 3 only (three winners per family)
+)  # model: task 3 only (three winners per family); phase: task 1 trained on one phase only
 pd.DataFrame(
     [{"search": task, **row, "n_train": row["n_train"] or "all"}
      for task in SEARCHES for row in cover[task]],

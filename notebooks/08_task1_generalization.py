@@ -22,9 +22,9 @@
 # (trained on one side of the onset of the density, tested across it), the **lattice-size**
 # test (trained on $60\times4$, tested on larger lattices, where FL cannot run at all) and
 # the **extrapolation** in $\mu$, and looks at the best and worst instances to see *why* ST
-# and FL fail. The lattice-size and extrapolation tests are shown first at full statistics,
-# from the `paper` run kept in the results store, then live at this page's profile, with the
-# instances of {ref}`chap-task1-comparison` at its largest training set (from the cache).
+# and FL fail. All three tests are shown first at full statistics, from the `paper` run kept
+# in the results store, then live at this page's profile, with the instances of
+# {ref}`chap-task1-comparison` at its largest training set (from the cache).
 
 # %% tags=["parameters"]
 profile = "ci"
@@ -81,25 +81,51 @@ if V_GEN is not None:
     print(W.line(), f"no EQ instance behaves like the worst ST: {W.no_eq_like_worst_st}")
 
 # %% [markdown]
+# ### Full statistics: training on one phase only
+#
+# The store's `task1-phases` ({mod}`qftml.results`): the published winners trained with
+# chapter 07's recipe on $N_\text{train}$ = `phase_n_train` configurations of one phase only,
+# below or above the onset of the density (defined below), against chapter 07's stored
+# instances of the same size trained on both phases. Each is tested on the phase the
+# one-phase instances never saw, up to the top of the training range (below it the phase goes
+# on: at `paper` every test $\mu$ below the onset lies there); the statement holds for a family
+# when training on both is not significantly better on either side (one-sided Mann–Whitney,
+# 5 % per side, {func}`qftml.tasks.regression.phase_verdict`), and it is judged on EQ, the
+# source's network. Loss per $\mu$ on the training lattice, median and range over instances:
+
+# %% tags=["hide-input"]
+PH = regression.stored_phases() if "task1-phases" in P["store"] else None
+print(*(PH.lines() if PH else ["this profile recomputes everything: no stored results"]),
+      sep="\n")  # fmt: skip
+if PH is not None and PH.verdict is not None:
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    figures.phase_losses(axes, PH.losses, PH.verdict.onset, PH.phases.mu_range)
+    fig.tight_layout()
+    plt.show()
+    display(PH.verdict.table)  # noqa: F821
+
+# %% [markdown]
 # ## Silver Blaze: training on one phase only
 #
 # Below the onset the density vanishes (up to thermal windings at $N_t = 60$), above it the
 # charges wind around the time direction; at the onset nothing in the formulas for $n$ and
 # $|\phi|^2$ changes. We locate the onset in the training data as the first training $\mu$ at
 # which a fraction `charged_fraction` of the configurations carries charge ($n \neq 0$), and
-# train every family on the configurations below it only and above it only (validation set
-# cut the same way), then test on the whole $\mu$ range of the test split
-# ({func}`qftml.tasks.regression.train_phases`). Predicted (median over instances, min–max
-# band) against true (mean ± standard error over the test configurations) per $\mu$, then
-# the loss on the trained phase and on the other one, both up to the top of the training
-# range (so that extrapolation in $\mu$ does not enter), median and range over instances:
+# train every family on $N_\text{train}$ = `phase_n_train` configurations below it only and
+# above it only (balanced over $\mu$, validation cut the same way), then test on the whole
+# $\mu$ range of the test split ({func}`qftml.tasks.regression.train_phases`). Predicted
+# (median over instances, min–max band) against true (mean ± standard error over the test
+# configurations) per $\mu$, then the loss on the trained phase and on the other one, both up
+# to the top of the training range (so that extrapolation in $\mu$ does not enter), median
+# and range over instances, and the verdict against chapter 07's instances of the same size
+# trained on both phases (from the cache), as for the store above:
 
 # %% tags=["hide-input"]
 onset, frac = regression.onset(data.train.meta["mu"], data.train.meta["n"], P["charged_fraction"])
 print("fraction of training configurations with n != 0, per mu: "
       + ", ".join(f"{m:.3f}: {v:.2f}" for m, v in frac.items()))  # fmt: skip
 print(f"onset: mu_c = {onset:g} (below: mu < mu_c, above: mu >= mu_c)")
-sb = regression.train_phases(SPECS, data, P, onset)
+sb = regression.train_phases(SPECS, data, P, onset, n_train=P["phase_n_train"])
 fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
 figures.phase_predictions(axes, sb, onset, OUT)
 fig.tight_layout()
@@ -107,6 +133,15 @@ plt.show()
 SB = regression.silver_blaze({side: df for side, (_, df) in sb.items()}, onset, hi)
 display(SB.table)  # noqa: F821
 print(*SB.lines(), sep="\n")
+_, both = regression.train_grid(SPECS, data, P, sizes=[P["phase_n_train"]],
+                                desc=f"both phases, N_train = {P['phase_n_train']}")  # fmt: skip
+LOSSES = pd.concat(
+    [regression.phase_losses(df, side) for side, (_, df) in sb.items()]
+    + [regression.phase_losses(regression.curves(both, data.test_all, OUT), "both")]
+)
+V_PH = regression.phase_verdict(LOSSES, onset=onset, mu_max=hi, n_train=P["phase_n_train"])
+display(V_PH.table)  # noqa: F821
+print(*V_PH.lines(), sep="\n")
 
 # %% [markdown]
 # ## Generalization to other lattice sizes

@@ -408,3 +408,71 @@ def test_pages_compare_models_from_the_fewest_instances_that_can_reject():
     assert results.fewest_instances(0.01) == 5  # 1/252 < 0.01 <= 1/70
     with pytest.raises(ValueError, match="alpha must lie in"):
         results.fewest_instances(0.0)
+
+
+PHASES = """\
+  08_task1_generalization:
+    reads: [datasets]
+    seed: 3
+    seeds: [0, 1, 2, 3]
+    val_fraction: 0.5
+    charged_fraction: 0.9
+    phase_n_train: 10
+    train: {max_epochs: 2, min_epochs: 0}
+"""
+
+
+def test_one_phase_instances_are_stored_verified_and_judged(store, tmp_path):
+    from qftml import datasets
+    from qftml.tasks import regression, statements
+
+    prof = tmp_path / "profiles.yml"  # four seeds (the fewest that can reject), and chapter 08
+    text = prof.read_text().replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]")
+    # a test mu on each side of the onset (1.05) inside the training range [0.95, 1.05]
+    prof.write_text(text.replace("mu: [0.9, 1.0, 1.1], n: 6", "mu: [0.9, 1.0, 1.05, 1.1], n: 6")
+                    + PHASES)  # fmt: skip
+    out = results.run("task1-phases", "tiny", workers=0, log=lambda *_: None)
+    assert out == {"planned": 24, "stored": 24, "trained": 24}  # 3 families x 2 phases x 4
+    plan = results.plan_task1_phases("tiny")
+    train, val = (datasets.load(1, "tiny", s, log=lambda *_: None) for s in ("train", "val"))
+    splits, onset = results.phase_splits(plan, train, val)
+    assert onset == 1.05  # the first training mu where 90 % carry charge
+    assert set(splits["below"][0].meta["mu"]) == set(splits["below"][1].meta["mu"]) == {0.95}
+    assert set(splits["above"][0].meta["mu"]) == {1.05}
+    found = results.entries("task1-phases")
+    assert {(e["instance"]["label"], e["instance"]["phase"]) for e in found} == {
+        (f"{f} {side}", side) for f in ("EQ", "ST", "FL") for side in ("below", "above")
+    }
+    assert all(e["instance"]["onset"] == 1.05 and e["instance"]["n_train"] == 10 for e in found)
+    assert all(e["keys"]["phases"] == {"charged_fraction": 0.9} for e in found)
+    summary = results.summary("tiny")["task1_phases"]
+    rows = {(r["family"], r["phase"]): r["instances"] for r in summary}
+    assert rows == {(f, side): 4 for f in ("EQ", "ST", "FL") for side in ("below", "above")}
+    lines = []  # the retrained one-phase instance is trained on its phase: bitwise equal
+    assert results.verify(sample=2, retrain=1, log=lines.append), lines
+    assert any("retrained" in x and ("below" in x or "above" in x) and "bitwise equal" in x
+               for x in lines)  # fmt: skip
+    # a changed onset definition makes every one-phase entry stale
+    prof.write_text(prof.read_text().replace("charged_fraction: 0.9", "charged_fraction: 0.95"))
+    lines = []
+    assert not results.verify(sample=0, retrain=0, log=lines.append)
+    assert sum("STALE" in x and "phases changed" in x for x in lines) == 24
+    prof.write_text(prof.read_text().replace("charged_fraction: 0.95", "charged_fraction: 0.9"))
+    # the verdict needs the reference (both phases, the same N_train and seeds)
+    assert regression.stored_phases("tiny").verdict is None
+    results.run("task1-comparison", "tiny", sizes=[10], workers=0, log=lambda *_: None)
+    ph = regression.stored_phases("tiny")
+    v = ph.verdict
+    assert v.n_train == 10 and v.onset == 1.05 and set(v.holds) == {"EQ", "ST", "FL"}
+    assert (v.table["n one phase"] == 4).all() and (v.table["n both"] == 4).all()
+    assert set(ph.losses["trained"]) == {"below", "above", "both"}
+    assert set(ph.losses["mu"]) == {0.9, 1.0, 1.05, 1.1}  # every test mu (for the figure)
+    tested = v.table["tested mu"].xs("EQ", level="family").to_dict()
+    assert tested == {"below": 1, "above": 2}  # the other phase up to the range's top: 1.05
+    row = statements.table("tiny").loc["t1-phases"]
+    assert row["verdict"] == ("confirmed" if v.not_necessary else "not confirmed")
+    assert row["coverage"] == "24/24 instances"
+    fig, axes = plt.subplots(1, 3)
+    figures.phase_losses(axes, ph.losses, v.onset, ph.phases.mu_range)
+    assert all(len(ax.lines) >= 3 for ax in axes)  # three medians and the onset, per family
+    plt.close(fig)

@@ -143,3 +143,89 @@ def test_architectures_refuses_an_unknown_choice():
         regression.architectures("search")
     specs = regression.architectures("published")
     assert specs == {f: nets.published(1, f).spec for f in ("EQ", "ST", "FL")}
+
+
+def _phase_losses(worse_below=1.0, worse_above=1.0, seeds=5, mus=(0.9, 1.0, 1.1, 1.3)):
+    """One-phase and both-phase losses per instance and mu: lognormal scatter around 1,
+    the one-phase instances ``worse_*`` times higher on the phase they did not see; a huge
+    loss at mu = 1.3, beyond the training range, that must not enter."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for fam in ("EQ", "ST"):
+        for trained in ("below", "above", "both"):
+            for seed in range(seeds):
+                for mu in mus:
+                    loss = float(rng.lognormal(0.0, 0.3))
+                    if trained == "below" and mu >= 1.0:
+                        loss *= worse_below
+                    if trained == "above" and mu < 1.0:
+                        loss *= worse_above
+                    rows.append(dict(family=fam, seed=seed, trained=trained, mu=mu,
+                                     loss=1e9 if mu > 1.2 else loss))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_phase_verdict_holds_when_one_phase_is_as_good_as_both():
+    v = regression.phase_verdict(_phase_losses(), onset=1.0, mu_max=1.2, n_train=100)
+    assert v.holds == {"EQ": True, "ST": True} and v.not_necessary is True
+    t = v.table
+    assert list(t.index) == [("below", "EQ"), ("above", "EQ"), ("below", "ST"), ("above", "ST")]
+    assert t.loc[("below", "EQ"), "tested mu"] == 2  # 1.0 and 1.1: the other phase, in range
+    assert t.loc[("above", "EQ"), "tested mu"] == 1  # 0.9
+    assert (t["n one phase"] == 5).all() and (t["n both"] == 5).all()
+    assert (t["median one phase"] < 10).all()  # mu = 1.3 (loss 1e9) left out
+    assert "the statement (EQ): True" in v.lines()[-1]
+
+
+def test_phase_verdict_fails_when_training_on_both_is_better_on_one_side():
+    losses = _phase_losses(worse_below=30.0, seeds=6)
+    v = regression.phase_verdict(losses, onset=1.0, mu_max=1.2, n_train=100)
+    assert v.holds == {"EQ": False, "ST": False} and v.not_necessary is False
+    assert v.table.loc[("below", "EQ"), "ratio"] > 10
+    assert v.table.loc[("below", "EQ"), "p_value"] < 0.01
+    assert not v.table.loc[("above", "EQ"), "worse"]
+    # only ST worse: the statement (judged on EQ) holds, ST's part does not
+    st = losses.copy()
+    eq_below = (st["family"] == "EQ") & (st["trained"] == "below") & (st["mu"] >= 1.0)
+    st.loc[eq_below, "loss"] /= 30.0
+    v = regression.phase_verdict(st, onset=1.0, mu_max=1.2, n_train=100)
+    assert v.holds == {"EQ": True, "ST": False} and v.not_necessary is True
+
+
+def test_phase_verdict_needs_enough_instances_and_one_phase_rows():
+    v = regression.phase_verdict(_phase_losses(seeds=3), onset=1.0, mu_max=1.2,
+                                 n_train=100)  # fmt: skip
+    assert v.holds == {"EQ": None, "ST": None} and v.not_necessary is None
+    assert "needs 4 instances of each" in v.lines()[-1]
+    # why 4: with 3 instances each the smallest attainable p is 1/20, so even a thousandfold
+    # harm cannot reject at 5 % and a judgement would confirm the statement by construction
+    v = regression.phase_verdict(_phase_losses(worse_above=1e3, seeds=3), onset=1.0,
+                                 mu_max=1.2, n_train=100, min_seeds=3)  # fmt: skip
+    assert v.holds["EQ"] is True and v.table["p_value"].min() == pytest.approx(0.05)
+    v = regression.phase_verdict(_phase_losses(worse_above=1e3, seeds=4), onset=1.0,
+                                 mu_max=1.2, n_train=100)  # fmt: skip
+    assert v.holds["EQ"] is False
+    both = _phase_losses()
+    with pytest.raises(ValueError, match="no one-phase instances"):
+        regression.phase_verdict(both[both["trained"] == "both"], onset=1.0,
+                                 mu_max=1.2, n_train=100)  # fmt: skip
+
+
+def test_phase_losses_reads_curves_and_store_rows_alike():
+    curves = _curves(lambda fam, seed, mu: 1.0 + seed + mu)
+    curves.loc[curves["output"] == "phi2", "mse"] += 2.0  # mean over outputs: + 1
+    a = regression.phase_losses(curves, "below")
+    assert list(a.columns) == ["family", "seed", "trained", "mu", "loss"]
+    row = a[(a.family == "ST") & (a.seed == 2) & (a.mu == 1.1)]
+    assert row["loss"].item() == pytest.approx(1.0 + 2 + 1.1 + 1.0)
+    points = a.drop(columns="trained").assign(lattice="60x4")
+    b = regression.phase_losses(points, "both")
+    assert (b["trained"] == "both").all() and b["loss"].tolist() == a["loss"].tolist()
+
+
+def test_phase_verdict_does_not_judge_a_family_on_one_side_only():
+    losses = _phase_losses(mus=(0.9, 1.0, 1.3))  # nothing above the onset inside the range
+    v = regression.phase_verdict(losses[losses["mu"] != 1.0], onset=1.0, mu_max=1.2,
+                                 n_train=100)  # fmt: skip
+    assert list(v.table.index) == [("above", "EQ"), ("above", "ST")]
+    assert v.holds == {"EQ": None, "ST": None}

@@ -372,6 +372,28 @@ def phase_predictions(axes, phases, mu_c, outputs, families=("EQ", "ST", "FL")):
     axes[0, 0].legend(fontsize=9)
 
 
+def phase_losses(axes, losses, onset, mu_range, families=("EQ", "ST", "FL")):
+    """Test loss per ``mu`` of instances trained below the onset, above it and on both
+    (:func:`qftml.tasks.regression.phase_losses`), one axis per family: median and min-max
+    band over instances; grey: the training range, dotted: the onset."""
+    kinds = {"below": ("tab:blue", "trained below the onset"),
+             "above": ("tab:red", "trained above the onset"),
+             "both": ("0.25", "trained on both phases")}  # fmt: skip
+    for ax, fam in zip(axes, families, strict=True):
+        d = losses[losses["family"] == fam]
+        for side, (color, label) in kinds.items():
+            piv = d[d["trained"] == side].pivot_table(index="seed", columns="mu", values="loss")
+            if len(piv):
+                band(ax, piv.columns.to_numpy(float), piv.to_numpy(), color, label)
+        ax.axvspan(*mu_range, color="0.85", zorder=0)
+        ax.axvline(onset, color="k", ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set_title(fam)
+        ax.set_xlabel(r"chemical potential $\mu$ (grey: training range)")
+    axes[0].set_ylabel("test loss (MSE) per $\\mu$, median and min–max")
+    axes[0].legend(fontsize=8)
+
+
 def loss_per_mu(axes, curves_by_lattice, mu_range, families=("EQ", "ST", "FL")):
     """Test loss per ``mu`` on each lattice (one axis each): median and min-max band over
     instances; grey: the training range."""

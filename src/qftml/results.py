@@ -26,6 +26,11 @@ Experiments (:data:`EXPERIMENTS`):
   translations, 10 instances at every ``N_train`` of chapter 07's section, each tested on
   every test lattice and chemical potential of the ``datasets.task1.test`` split (the
   lattice-size and mu-extrapolation tests on the same instances).
+- ``task1-phases``: chapter 08's Silver Blaze test: the same winners trained on one phase
+  only, below or above the onset of the density (``charged_fraction`` of chapter 08's
+  section, :func:`qftml.tasks.regression.onset`), ``phase_n_train`` configurations of that
+  phase, 10 instances, tested as ``task1-comparison``; the reference is the comparison's
+  instances of the same size, trained on both phases.
 - ``task2-detection``: the published task-2 winners (EQ, ST, FL), chapter 09-task2's
   ``instances`` on its whole training set (the source's N_train = 4000), each tested on
   every test lattice and ``(eta, mu)`` of the ``datasets.task2.test`` split (binary
@@ -42,6 +47,7 @@ trained instances) are kept by :mod:`qftml.search_store`; ``results run``, ``ver
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -52,7 +58,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +89,7 @@ __all__ = [
     "entries",
     "load_table",
     "plan_task1_comparison",
+    "plan_task1_phases",
     "plan_task2_detection",
     "plan_task3_counting",
     "point_table",
@@ -97,6 +104,7 @@ SCHEMA = 1
 #: Experiment name -> (task, profile section it reads).
 EXPERIMENTS = {
     "task1-comparison": (1, "07_task1_comparison"),
+    "task1-phases": (1, "08_task1_generalization"),
     "task2-detection": (2, "09_task2_detection"),
     "task3-counting": (3, "09_task3_counting"),
 }
@@ -153,6 +161,8 @@ class Plan:
     points: tuple = ("mu",)  # the metadata that name one test file of a lattice
     subset_seed: int = 0  # seed of the nested training subsets
     groups: str | None = "mu"  # metadata the subsets are balanced over (None: not balanced)
+    phases: dict = field(default_factory=dict)  # label -> "below" | "above": one phase only
+    charged_fraction: float | None = None  # defines the onset the phases are cut at
 
     def instances(self) -> list[tuple[str, str, int, int]]:
         """``(label, augment, n_train, seed)`` in run order: size, then seed, then model."""
@@ -179,6 +189,26 @@ def plan_task1_comparison(profile: str = "paper", params: dict | None = None) ->
         "task1-comparison", profile, P, specs, augment, sorted(int(m) for m in P["n_train"]),
         [int(s) for s in P["seeds"]], Budget.from_params(resolve_precision(P.get("train") or {})),
         P.get("val_fraction"), subset_seed=int(P["seed"]),
+    )  # fmt: skip
+
+
+def plan_task1_phases(profile: str = "paper", params: dict | None = None) -> Plan:
+    """Chapter 08's Silver Blaze instances in ``profile``: each published winner trained on
+    ``phase_n_train`` configurations of one phase only (``"EQ below"``, ``"EQ above"``, ...),
+    balanced over its ``mu``, with chapter 07's recipe, so that the comparison's instances of
+    the same size (trained on both phases) are the reference.
+
+    ``params`` replaces the profile section ``08_task1_generalization`` (tests use it).
+    """
+    P = notebook_params("08_task1_generalization", profile) if params is None else params
+    families = ("EQ", "ST", "FL")
+    phases = {f"{f} {side}": side for f in families for side in ("below", "above")}
+    specs = {label: nets.published(1, label.split()[0]).spec for label in phases}
+    return Plan(
+        "task1-phases", profile, P, specs, {label: ["none"] for label in phases},
+        [int(P["phase_n_train"])], [int(s) for s in P["seeds"]],
+        Budget.from_params(resolve_precision(P.get("train") or {})), P.get("val_fraction"),
+        subset_seed=int(P["seed"]), phases=phases, charged_fraction=float(P["charged_fraction"]),
     )  # fmt: skip
 
 
@@ -225,6 +255,7 @@ def plan_task3_counting(profile: str = "paper", params: dict | None = None) -> P
 
 _PLANS: dict[str, Callable[..., Plan]] = {
     "task1-comparison": plan_task1_comparison,
+    "task1-phases": plan_task1_phases,
     "task2-detection": plan_task2_detection,
     "task3-counting": plan_task3_counting,
 }
@@ -268,13 +299,33 @@ def training_range(task: int, profile: str) -> tuple[str, float, float]:
 
 
 def recipe_keys(plan: Plan) -> dict:
-    """What an entry's validity depends on besides its data: code, budget, libraries."""
-    return {
+    """What an entry's validity depends on besides its data: code, budget, libraries (and
+    for one-phase instances the onset's definition)."""
+    out = {
         "code": experiments.code_digest(),
         "budget": plan.budget.key(),
         "val_fraction": plan.val_fraction,
         "libraries": {"torch": torch.__version__, "numpy": np.__version__},
     }
+    if plan.phases:
+        out["phases"] = {"charged_fraction": plan.charged_fraction}
+    return out
+
+
+def phase_splits(plan: Plan, train, val) -> tuple[dict, float | None]:
+    """``({side: (train, val)}, onset)``: the splits each label of ``plan`` trains on. One
+    pair under ``None`` (the whole splits, onset ``None``) unless the plan trains on one
+    phase; then each phase's part of both splits, cut at the onset of ``train``
+    (:func:`qftml.tasks.regression.onset` at ``plan.charged_fraction``)."""
+    if not plan.phases:
+        return {None: (train, val)}, None
+    from .tasks.regression import onset, phase
+
+    mu_c, _ = onset(train.meta["mu"], train.meta["n"], plan.charged_fraction)
+    out = {}
+    for side in sorted(set(plan.phases.values())):
+        out[side] = tuple(d.select(phase(d.meta["mu"], mu_c, side)) for d in (train, val))
+    return out, mu_c
 
 
 def _git(*args: str) -> str:
@@ -431,10 +482,11 @@ def _test_sets(plan: Plan) -> dict[str, tuple]:
     return out
 
 
-def _entry(plan, row: dict, inst, tests, metrics, outputs, prov, dkeys) -> dict:
+def _entry(plan, row: dict, inst, tests, metrics, outputs, prov, dkeys, onset=None) -> dict:
     """One store entry: the instance, its keys and history, and per test lattice the
     loss (per output where there are several, accuracy for ``"bce"``) at every point;
-    ``metrics`` are :func:`qftml.experiments.evaluate_instance`'s on ``tests`` and ``"val"``."""
+    ``metrics`` are :func:`qftml.experiments.evaluate_instance`'s on ``tests`` and ``"val"``;
+    a one-phase instance also records its phase and the ``onset`` it was cut at."""
     spec = plan.specs[row["label"]]
     by_lattice: dict[str, dict] = {}
     for name, (lat, point, _) in tests.items():
@@ -457,7 +509,7 @@ def _entry(plan, row: dict, inst, tests, metrics, outputs, prov, dkeys) -> dict:
             "label": row["label"], "family": row["family"], "spec": spec,
             "augment": row["augment"], "n_train": int(row["n_train"]), "n_val": int(row["n_val"]),
             "seed": int(row["seed"]), "n_params": nets.spec_params(spec),
-        },  # fmt: skip
+        } | ({"phase": plan.phases[row["label"]], "onset": onset} if plan.phases else {}),
         "keys": {"model": inst.key, "data": dkeys, **recipe_keys(plan)},
         "history": {k: inst.history.get(k) for k in ("epoch", "train_loss", "val_loss")},
         "best_epoch": inst.history.get("best_epoch"),
@@ -507,6 +559,7 @@ def run(
         return {"planned": len(wanted), "stored": len(wanted), "trained": 0}
     train = datasets.load(task, profile, "train", log=lambda *_: None)
     val = datasets.load(task, profile, "val", log=lambda *_: None)
+    splits, mu_c = phase_splits(plan, train, val)
     tests = _test_sets(plan)
     dkeys = data_keys(task, profile)
     prov = provenance(plan)
@@ -523,23 +576,25 @@ def run(
         nonlocal trained
         # the grid's own evaluations, from the instance's cache (and the validation set)
         metrics = experiments.evaluate_instance(inst, {**test_xy, "val": val.xy}, task=tk)
-        record = _entry(plan, row, inst, tests, metrics, train.target_names, prov, dkeys)
+        record = _entry(plan, row, inst, tests, metrics, train.target_names, prov, dkeys, mu_c)
         shutil.copyfile(inst.path, folder / f"{inst.key}.pt")
         _write_json(folder / f"{inst.key}.json", record)
         trained += 1
 
     chunks = sorted({(m, s) for _, _, m, s in todo})
     for m, s in chunks:
-        for aug in ("none", "translations"):
-            labels = [lab for lab, a, mm, ss in todo if (a, mm, ss) == (aug, m, s)]
+        for aug, (side, (tr, va)) in itertools.product(("none", "translations"), splits.items()):
+            labels = [lab for lab, a, mm, ss in todo
+                      if (a, mm, ss) == (aug, m, s) and plan.phases.get(lab) == side]  # fmt: skip
             if not labels:
                 continue
             experiments.run_grid(
-                {lab: plan.specs[lab] for lab in labels}, train.xy, val.xy, test_xy, sizes=[m],
+                {lab: plan.specs[lab] for lab in labels}, tr.xy, va.xy, test_xy, sizes=[m],
                 seeds=[s], augment=[None if aug == "none" else aug], task=tk, budget=plan.budget,
-                subset_seed=plan.subset_seed, groups=_groups(plan, train),
-                val_fraction=plan.val_fraction, val_groups=_groups(plan, val),
-                output_names=train.target_names, desc=f"N={m} seed {s} {aug}",
+                subset_seed=plan.subset_seed, groups=_groups(plan, tr),
+                val_fraction=plan.val_fraction, val_groups=_groups(plan, va),
+                output_names=train.target_names,
+                desc=f"N={m} seed {s} {aug}" + (f" {side}" if side else ""),
                 scheduler=scheduler, workers=workers, on_instance=store,
             )  # fmt: skip
         elapsed = (time.perf_counter() - start) / 3600
@@ -641,6 +696,7 @@ def point_table(experiment: str = "task1-comparison", profile: str = "paper", ro
     for e in current_entries(experiment, profile, root):
         inst = e["instance"]
         base = {k: inst[k] for k in ("label", "family", "augment", "n_train", "seed")}
+        base |= {k: inst[k] for k in ("phase", "onset") if k in inst}
         for lat, t in e["tests"].items():
             for j in range(len(t["loss"])):
                 rows.append({**base, "lattice": lat, **{c: v[j] for c, v in t.items()}})
@@ -744,15 +800,16 @@ def store_digest(experiments_: Sequence[str], profile: str = "paper", root=None)
 def summary(profile: str = "paper", root: Path | None = None) -> dict:
     """What the store covers (current entries of ``profile``): per task, one row per model
     and size with its instance count (task 3 names the model, e.g. ``"1st EQ"``: a family
-    has three); ``task1_search``, ``task2_search``: per family, the finished trials of the
+    has three); ``task1_phases``: the one-phase instances, with their ``phase``;
+    ``task1_search``, ``task2_search``: per family, the finished trials of the
     stored architecture searches and their store budget (:mod:`qftml.search_store`;
     ``n_train`` None: the whole training set); ``pages``: per
     stored chapter run (:mod:`qftml.verdicts`), its verdicts, how many are confirmed, and
     whether it is current."""
     from . import search_store, verdicts
 
-    out: dict[str, list] = {"task1": [], "task2": [], "task3": [], "task1_search": [],
-                            "task2_search": [], "pages": []}  # fmt: skip
+    out: dict[str, list] = {"task1": [], "task2": [], "task3": [], "task1_phases": [],
+                            "task1_search": [], "task2_search": [], "pages": []}  # fmt: skip
     for stem, rec in verdicts.stored(None, profile, root).items():
         if rec is not None:
             out["pages"].append({
@@ -773,14 +830,23 @@ def summary(profile: str = "paper", root: Path | None = None) -> dict:
         counts: dict[tuple, int] = {}
         for e in current_entries(experiment, profile, root):
             i = e["instance"]
-            key = (i["label"] if task == 3 else i["family"], i["n_train"], i["augment"])
+            key = (i["label"] if task == 3 else i["family"], i.get("phase"), i["n_train"],
+                   i["augment"])  # fmt: skip
             counts[key] = counts.get(key, 0) + 1
-        for (name, n_train, augment), n in sorted(counts.items()):
+        for (name, side, n_train, augment), n in sorted(counts.items()):
             head = {"model": name, "family": name.split()[-1]} if task == 3 else {"family": name}
-            out[f"task{task}"].append(
+            head |= {"phase": side} if side else {}
+            out.setdefault(_summary_key(experiment), []).append(
                 {**head, "n_train": n_train, "augment": augment, "instances": n}
             )
     return out
+
+
+def _summary_key(experiment: str) -> str:
+    """The key of ``experiment``'s rows in :func:`summary`: ``task1`` .. ``task3`` for the
+    source's comparisons, ``task1_phases`` for the one-phase instances."""
+    task = EXPERIMENTS[experiment][0]
+    return f"task{task}" if experiment != "task1-phases" else "task1_phases"
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,8 +948,8 @@ def _verify_retrain(found, plan: Plan, n: int, log, max_seconds: float | None = 
     ok = True
     for e in candidates[:n]:
         i = e["instance"]
-        train = datasets.load(task, plan.profile, "train", log=lambda *_: None)
-        val = datasets.load(task, plan.profile, "val", log=lambda *_: None)
+        full = [datasets.load(task, plan.profile, s, log=lambda *_: None) for s in ("train", "val")]
+        train, val = phase_splits(plan, *full)[0][plan.phases.get(i["label"])]
         lattice = tuple(train.x.shape[-2:])
         tk = Task(n_out=len(train.target_names), lattice=lattice, loss=plan.loss)
         lat, j, point = _points(e, plan)[0]

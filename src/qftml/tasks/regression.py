@@ -24,7 +24,17 @@ training-set size:
 The chapters' entry points take the loaded splits (:func:`prepare`) and their profile
 section as plain values: :func:`run_search` (chapter 06), :func:`train_grid` and
 :func:`stored` (chapters 06-08: live instances and the results store),
-:func:`generalization`, :func:`train_phases` and :func:`silver_blaze` (chapter 08).
+:func:`generalization`, :func:`train_phases`, :func:`silver_blaze`, :func:`phase_verdict`
+and :func:`stored_phases` (chapter 08).
+
+The Silver Blaze statement ("training on both phases is not necessary as long as the
+expression of the observables is independent of the transition") is judged by
+:func:`phase_verdict`: instances trained on one phase only, ``N_train`` configurations of it,
+against instances of the same recipe and ``N_train`` trained on both phases, each tested on
+the phase the first never saw (test ``mu`` up to the top of the training range). Per family
+and side, the one-sided Mann-Whitney test of "training on both is not better there" at
+``alpha``; the statement holds for a family when no side rejects. Each side is tested at
+``alpha`` without a correction: for a statement of no effect that is the stricter choice.
 """
 
 from __future__ import annotations
@@ -68,6 +78,9 @@ __all__ = [
     "odd_extent_lines",
     "onset",
     "phase",
+    "PhaseVerdict",
+    "phase_losses",
+    "phase_verdict",
     "pooling_coverage",
     "prepare",
     "run_search",
@@ -75,6 +88,8 @@ __all__ = [
     "search_subset",
     "silver_blaze",
     "stored",
+    "stored_phases",
+    "StoredPhases",
     "studies",
     "train_grid",
     "train_phases",
@@ -490,6 +505,114 @@ def silver_blaze(curves_by_phase, mu_c: float, mu_max: float, *, tol: float = 1e
     return SilverBlaze(float(mu_c), table)
 
 
+def _other(side: str) -> str:
+    return {"below": "above", "above": "below"}[side]
+
+
+@dataclass
+class PhaseVerdict:
+    """Training on one phase against training on both, on the phase not trained on
+    (:func:`phase_verdict`)."""
+
+    alpha: float
+    n_train: int
+    onset: float
+    table: object  # DataFrame per (trained, family): instances, medians, ratio, p-value
+    holds: dict  # family -> True (no side significantly worse), False, None (too few)
+    min_seeds: int
+    family: str = "EQ"  # the family the statement is judged on (the source's choice)
+
+    @property
+    def not_necessary(self) -> bool | None:
+        """The statement's verdict: it holds for :attr:`family` (None: too few instances)."""
+        return self.holds.get(self.family)
+
+    def lines(self) -> list[str]:
+        t = self.table
+        out = []
+        for (trained, fam), r in t.iterrows():
+            out.append(
+                f"{fam} trained {trained} (N_train = {self.n_train}), tested {_other(trained)} the"
+                f" onset: median loss {r['median one phase']:.3g} against {r['median both']:.3g}"
+                f" trained on both (ratio {r['ratio']:.3g}; p = {r['p_value']:.2g}, "
+                f"{int(r['n one phase'])} and {int(r['n both'])} instances)"
+            )
+        verdicts = {f: ("too few instances" if v is None else v) for f, v in self.holds.items()}
+        out.append(
+            f"training on both phases not necessary (no side significantly worse than training "
+            f"on both, one-sided Mann-Whitney p >= {self.alpha:g} each): {verdicts}; the "
+            f"statement ({self.family}): "
+            + ("needs" + f" {self.min_seeds} instances of each" if self.not_necessary is None
+               else str(self.not_necessary))
+        )  # fmt: skip
+        return out
+
+
+def phase_losses(curves_or_points, trained: str):
+    """A long table ``family, seed, trained, mu, loss`` from per-mu results of instances
+    trained on ``trained`` (``"below"``, ``"above"``, ``"both"``): either :func:`curves`
+    (``group``, ``mse`` per output, averaged: the MSE over both outputs) or rows of
+    :func:`qftml.results.point_table` of one lattice (``mu``, ``loss``)."""
+    df = curves_or_points
+    if "group" in df:
+        df = df.groupby(["family", "seed", "group"], as_index=False)["mse"].mean()
+        df = df.rename(columns={"group": "mu", "mse": "loss"})
+    out = df[["family", "seed", "mu", "loss"]].copy()
+    out.insert(2, "trained", trained)
+    return out.reset_index(drop=True)
+
+
+def phase_verdict(losses, *, onset: float, mu_max: float, n_train: int, alpha: float = 0.05,
+                  min_seeds: int | None = None, family: str = "EQ",
+                  tol: float = 1e-9) -> PhaseVerdict:  # fmt: skip
+    """The Silver Blaze statement (module docstring) from ``losses`` (:func:`phase_losses`
+    of the one-phase instances and of the reference trained on both, same ``n_train``).
+
+    For each family and side trained on, each instance's loss is its mean over the test
+    ``mu`` of the other phase up to ``mu_max``, the top of the training range, as
+    :func:`silver_blaze` (its own phase is not tested: the one-phase instance saw more of
+    it; below the range the phase goes on, and both kinds of instance extrapolate there
+    alike). ``min_seeds`` (default :data:`qftml.results.MIN_SEEDS`): the fewest instances
+    of each kind at which a side is judged.
+    """
+    import pandas as pd
+
+    from ..results import MIN_SEEDS
+
+    min_seeds = MIN_SEEDS if min_seeds is None else int(min_seeds)
+    d = losses[losses["mu"] <= mu_max + tol]
+    rows: list[dict] = []
+    holds: dict = {}
+    for fam in [f for f in FAMILIES if f in set(d["family"])]:
+        for side in ("below", "above"):
+            other = phase(d["mu"], onset, _other(side), tol=tol)
+            sel = d[other & (d["family"] == fam) & d["trained"].isin([side, "both"])]
+            per = sel.groupby(["trained", "seed"], as_index=False)["loss"].mean()
+            if not (per["trained"] == side).any():
+                continue
+            c = experiments.compare(per, [], "trained", "both", side, "loss").iloc[0]
+            n1, n2 = int(c["n_b"]), int(c["n_a"])
+            judged = min(n1, n2) >= min_seeds
+            worse = judged and c["p_value"] < alpha
+            rows.append({
+                "trained": side, "family": fam,
+                "tested mu": int(sel["mu"].nunique()),
+                "n one phase": n1, "n both": n2,
+                "median one phase": c.get("median_b", math.nan),
+                "median both": c.get("median_a", math.nan),
+                "ratio": c.get("ratio", math.nan), "p_value": c.get("p_value", math.nan),
+                "p_min": c.get("p_min", math.nan), "judged": judged, "worse": worse,
+            })  # fmt: skip
+    if not rows:
+        raise ValueError("no one-phase instances with test mu on the other phase")
+    table = pd.DataFrame(rows).set_index(["trained", "family"])
+    for fam, t in table.groupby(level="family", sort=False):  # a worse side decides
+        both_sides = len(t) == 2  # a side without test mu on its other phase: not judged
+        holds[fam] = False if t["worse"].any() else (True if t["judged"].all() and both_sides
+                                                     else None)  # fmt: skip
+    return PhaseVerdict(alpha, int(n_train), float(onset), table, holds, min_seeds, family)
+
+
 def pooling_coverage(model, lattice) -> float:
     """Fraction of the sites of ``lattice = (N_t, N_x)`` that the strided poolings of
     ``model`` cover: a window ``k`` of stride ``s`` on an axis of length ``N`` covers
@@ -803,6 +926,59 @@ def generalization_size(chunks: dict) -> int:
     return max(chunks, key=lambda m: (len(chunks[m]), int(m)))
 
 
+@dataclass
+class StoredPhases:
+    """What the results store holds of the one-phase instances (``task1-phases``) and the
+    verdict against the comparison's instances of the same size."""
+
+    phases: Stored  # the one-phase instances (their per_mu has ``phase`` and ``onset``)
+    reference: Stored  # task1-comparison
+    n_train: int
+    losses: object  # DataFrame (phase_losses) of the finished seeds, both kinds
+    verdict: PhaseVerdict | None  # None before a seed of both kinds is stored
+
+    def lines(self) -> list[str]:
+        out = self.phases.lines()
+        out[0] = out[0].replace("results store:", "results store (one phase):", 1)
+        have = len(self.reference.chunks.get(self.n_train, []))
+        out.append(f"reference, trained on both phases: task1-comparison at N_train = "
+                   f"{self.n_train}, {have} instances of every model stored")  # fmt: skip
+        return out + (self.verdict.lines() if self.verdict else ["no verdict yet"])
+
+
+def stored_phases(profile: str = "paper", root=None, *, alpha: float = 0.05) -> StoredPhases:
+    """The store's ``task1-phases`` with the ``task1-comparison`` instances of its
+    ``N_train`` (plain, training lattice) as reference, and :func:`phase_verdict` on the
+    seeds where both are complete."""
+    import pandas as pd
+
+    from .. import results
+
+    plan = results.plan_task1_phases(profile)
+    (m,) = plan.sizes
+    ph = stored("task1-phases", profile, root)
+    ref = stored("task1-comparison", profile, root)
+    seeds = sorted(set(ph.chunks.get(m, [])) & set(ref.chunks.get(m, [])))
+    parts = []
+    if seeds and len(ph.per_mu):
+        one = ph.per_mu[(ph.per_mu["lattice"] == ph.lattice) & ph.per_mu["seed"].isin(seeds)]
+        both = ref.per_mu[
+            (ref.per_mu["lattice"] == ref.lattice)
+            & (ref.per_mu["n_train"] == m)
+            & (ref.per_mu["augment"] == "none")
+            & ref.per_mu["seed"].isin(seeds)
+        ]
+        parts = [phase_losses(one[one["phase"] == side], side) for side in ("below", "above")]
+        parts.append(phase_losses(both, "both"))
+    losses = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    verdict = None
+    if len(losses):
+        onset_ = float(ph.per_mu["onset"].iloc[0])
+        verdict = phase_verdict(losses, onset=onset_, mu_max=ph.mu_range[1], n_train=m,
+                                alpha=alpha)  # fmt: skip
+    return StoredPhases(ph, ref, m, losses, verdict)
+
+
 def stored(experiment: str = "task1-comparison", profile: str = "paper", root=None) -> Stored:
     """Read the store's entries of ``experiment`` made with ``profile``
     (:mod:`qftml.results`): coverage, provenance and the per-mu losses of finished chunks."""
@@ -944,21 +1120,28 @@ def invariance(tables, x, n_train: int):
     )
 
 
-def train_phases(specs, data: Data, params, mu_c: float):
+def train_phases(specs, data: Data, params, mu_c: float, *, n_train: int | None = None):
     """Chapter 08's Silver Blaze instances: every family trained on the configurations
     below the onset ``mu_c`` only and above it only (validation cut the same way), with
     their per-mu predictions on the test split of the training lattice.
 
+    ``n_train``: train on that many configurations of each phase, balanced over its ``mu``,
+    validated on ``val_fraction`` of it, as :func:`train_grid` (the recipe of the reference
+    trained on both phases, and of the store's ``task1-phases``); None: the whole phase.
     Returns ``{side: (training data, curves)}`` for ``side`` in ``("below", "above")``.
     """
     out = {}
     for side in ("below", "above"):
         tr = data.train.select(phase(data.train.meta["mu"], mu_c, side))
         va = data.val.select(phase(data.val.meta["mu"], mu_c, side))
+        sized = {} if n_train is None else dict(
+            sizes=[int(n_train)], val_fraction=params["val_fraction"], val_groups=va.meta["mu"],
+            output_names=data.outputs,
+        )  # fmt: skip
         _, insts = experiments.run_grid(
             specs, tr.xy, va.xy, seeds=params["seeds"], task=data.task,
             budget=_budget(params["train"]), subset_seed=params["seed"],
-            groups=tr.meta["mu"], desc=f"silver blaze {side}",
+            groups=tr.meta["mu"], desc=f"silver blaze {side}", **sized,
         )  # fmt: skip
         out[side] = (tr, curves(insts, data.test_all, data.outputs))
     return out

@@ -140,6 +140,8 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
             f"EQ beats ST, FL at every size: {v.eq_established}",
         )
         parts["general"][1] = (g.eq_beats_st, f"EQ beats ST on other lattices: {g.eq_beats_st}")
+    if results.entries("task1-phases", root):
+        rows["t1-phases"] |= _phase_row(profile, root)
     rows["t1-optuna"] |= _search_row(profile, root)
     has2 = bool(results.entries("task2-detection", root))
     s2 = detection.stored("task2-detection", profile, root) if has2 else None  # read once
@@ -156,6 +158,27 @@ def table(profile: str = "paper", root=None, *, min_seeds: int = results.MIN_SEE
             "coverage": ", ".join(f"task {t}" for t in sorted(known)) + " stored" if known else "",
         }
     return pd.DataFrame([{"key": k, **r} for k, r in rows.items()]).set_index("key")
+
+
+def _phase_row(profile: str, root) -> dict:
+    """The Silver Blaze statement from the store's one-phase instances against the
+    comparison's of the same size (:func:`qftml.tasks.regression.stored_phases`)."""
+    ph = regression.stored_phases(profile, root)
+    stored, planned = ph.phases.stored, ph.phases.planned
+    chunks = {m: len(seeds) for m, seeds in ph.phases.chunks.items()}
+    cover = f"{stored}/{planned} instances" + ("" if stored == planned else f" (PARTIAL: {chunks})")
+    v = ph.verdict
+    if v is None or v.not_necessary is None:
+        return {"verdict": f"needs {results.MIN_SEEDS} instances of each model", "coverage": cover}
+    t = v.table.xs(v.family, level="family")
+    evidence = f"N_train = {v.n_train}, {v.family}: " + "; ".join(
+        f"trained {side}: median loss on the other phase / trained on both {r['ratio']:.3g} "
+        f"(p = {r['p_value']:.2g})"
+        for side, r in t.iterrows()
+    )
+    others = {f: h for f, h in v.holds.items() if f != v.family}
+    evidence += "; holds for " + ", ".join(f"{f}: {h}" for f, h in others.items())
+    return {"verdict": _verdict(v.not_necessary), "evidence": evidence, "coverage": cover}
 
 
 def _search_row(profile: str, root) -> dict:
