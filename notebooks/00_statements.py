@@ -81,7 +81,9 @@ display(  # noqa: F821
     pd.DataFrame(
         [{"task": task, **row} for task in TRAINED for row in cover[task]],
         columns=["task", "model", "family", "phase", "n_train", "augment", "instances"],
-    ).fillna("")
+    )
+    .astype(object)
+    .fillna("")
 )  # model: task 3 only (three winners per family); phase: task 1 trained on one phase only
 pd.DataFrame(
     [{"search": task, **row, "n_train": row["n_train"] or "all"}

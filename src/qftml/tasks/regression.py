@@ -524,7 +524,7 @@ class PhaseVerdict:
 
     @property
     def not_necessary(self) -> bool | None:
-        """The statement's verdict: it holds for :attr:`family` (None: too few instances)."""
+        """The statement's verdict: it holds for ``family`` (None: too few instances)."""
         return self.holds.get(self.family)
 
     def lines(self) -> list[str]:
