@@ -1,5 +1,6 @@
-"""Shared harness of the task tests: one torch thread for tiny networks, and a temporary
-trained-model cache in which grids train in the test process, quietly."""
+"""Shared harness of the task tests: one torch thread for tiny networks, a temporary
+trained-model cache in which grids train in the test process, quietly, and a temporary
+profiles file with its own data and results folders (the results store's tests)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,23 @@ def tiny_cache(tmp_path_factory):
         mp.setenv("QFTML_WORKERS", "0")
         mp.setenv("QFTML_QUIET", "1")
         yield
+
+
+def use_profile(text, tmp_path, monkeypatch, *, in_process: bool = False):
+    """``text`` as the profiles file, with empty data and results folders under ``tmp_path``
+    and quiet progress; ``in_process``: grids train in the test process. Returns the file
+    (a test may edit it)."""
+    import textwrap
+
+    from qftml import experiments
+
+    prof = tmp_path / "profiles.yml"
+    prof.write_text(textwrap.dedent(text))
+    env = {"QFTML_PROFILES": prof, "QFTML_DATA": tmp_path / "data",
+           "QFTML_RESULTS": tmp_path / "results", "QFTML_QUIET": "1"}  # fmt: skip
+    if in_process:
+        env["QFTML_WORKERS"] = "0"
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    experiments.code_digest.cache_clear()
+    return prof

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import textwrap
 
 import matplotlib
 
@@ -13,8 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from conftest import use_profile
 
-from qftml import experiments, figures, results
+from qftml import figures, results
 
 PROFILE = """\
 tiny:
@@ -41,13 +41,7 @@ tiny:
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    prof = tmp_path / "profiles.yml"
-    prof.write_text(textwrap.dedent(PROFILE))
-    monkeypatch.setenv("QFTML_PROFILES", str(prof))
-    monkeypatch.setenv("QFTML_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("QFTML_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("QFTML_QUIET", "1")
-    experiments.code_digest.cache_clear()
+    use_profile(PROFILE, tmp_path, monkeypatch)
     return tmp_path / "results"
 
 
@@ -181,16 +175,6 @@ def test_a_run_stopped_by_a_failure_keeps_the_instances_it_finished(store, monke
     assert again["trained"] == 7 and again["stored"] == 8  # the rest; the first is kept
 
 
-def _profile_store(text, tmp_path, monkeypatch):
-    """A profiles file of ``text`` and empty data and results folders, in-process grids."""
-    prof = tmp_path / "profiles.yml"
-    prof.write_text(text)
-    for name, value in [("QFTML_PROFILES", prof), ("QFTML_DATA", tmp_path / "data"),
-                        ("QFTML_RESULTS", tmp_path / "results"), ("QFTML_QUIET", "1"),
-                        ("QFTML_WORKERS", "0")]:  # fmt: skip
-        monkeypatch.setenv(name, str(value))
-
-
 PROFILE_TASK2 = """\
 tiny2:
   datasets:
@@ -220,7 +204,7 @@ def test_task2_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     from qftml import datasets
     from qftml.tasks import detection
 
-    _profile_store(PROFILE_TASK2, tmp_path, monkeypatch)
+    use_profile(PROFILE_TASK2, tmp_path, monkeypatch, in_process=True)
     out = results.run("task2-detection", "tiny2", log=lambda *_: None)
     assert out == {"planned": 6, "stored": 6, "trained": 6}  # EQ, ST, FL x 2 seeds
     found = results.entries("task2-detection")
@@ -324,7 +308,7 @@ def test_task3_store_holds_the_chapters_instances_and_verifies(tmp_path, monkeyp
     from qftml import datasets
     from qftml.tasks import counting
 
-    _profile_store(PROFILE_TASK3, tmp_path, monkeypatch)
+    use_profile(PROFILE_TASK3, tmp_path, monkeypatch, in_process=True)
     out = results.run("task3-counting", "tiny3", log=lambda *_: None)
     assert out == {"planned": 18, "stored": 18, "trained": 18}  # nine winners x 2 seeds
     found = results.entries("task3-counting")

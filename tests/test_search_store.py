@@ -7,14 +7,14 @@ import dataclasses
 import json
 import math
 import shutil
-import textwrap
 
 import optuna
 import pytest
+from conftest import use_profile
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from qftml import experiments, results, search_store
+from qftml import results, search_store
 from qftml.tasks import regression, statements
 from qftml.training import Task
 
@@ -58,13 +58,7 @@ tiny:
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    prof = tmp_path / "profiles.yml"
-    prof.write_text(textwrap.dedent(PROFILE))
-    monkeypatch.setenv("QFTML_PROFILES", str(prof))
-    monkeypatch.setenv("QFTML_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("QFTML_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("QFTML_QUIET", "1")
-    experiments.code_digest.cache_clear()
+    use_profile(PROFILE, tmp_path, monkeypatch)
     return tmp_path
 
 
