@@ -165,8 +165,10 @@ def _phase_row(profile: str, root) -> dict:
     comparison's of the same size (:func:`qftml.tasks.regression.stored_phases`)."""
     ph = regression.stored_phases(profile, root)
     stored, planned = ph.phases.stored, ph.phases.planned
-    chunks = {m: len(seeds) for m, seeds in ph.phases.chunks.items()}
-    cover = f"{stored}/{planned} instances" + ("" if stored == planned else f" (PARTIAL: {chunks})")
+    seeds = ", ".join(f"{len(s)} at N_train = {m}" for m, s in ph.phases.chunks.items())
+    cover = f"{stored}/{planned} instances" + (
+        "" if stored == planned else f" (PARTIAL: seeds with every model: {seeds or 'none yet'})"
+    )
     v = ph.verdict
     if v is None or v.not_necessary is None:
         return {"verdict": f"needs {results.MIN_SEEDS} instances of each model", "coverage": cover}
