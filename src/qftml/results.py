@@ -108,6 +108,8 @@ EXPERIMENTS = {
     "task2-detection": (2, "09_task2_detection"),
     "task3-counting": (3, "09_task3_counting"),
 }
+#: :func:`summary` lists an experiment under ``task<N>`` unless named here.
+SUMMARY_KEYS = {"task1-phases": "task1_phases"}
 
 
 def fewest_instances(alpha: float = 0.05) -> int:
@@ -319,13 +321,10 @@ def phase_splits(plan: Plan, train, val) -> tuple[dict, float | None]:
     (:func:`qftml.tasks.regression.onset` at ``plan.charged_fraction``)."""
     if not plan.phases:
         return {None: (train, val)}, None
-    from .tasks.regression import onset, phase
+    from .tasks.regression import onset, split_phases
 
     mu_c, _ = onset(train.meta["mu"], train.meta["n"], plan.charged_fraction)
-    out = {}
-    for side in sorted(set(plan.phases.values())):
-        out[side] = tuple(d.select(phase(d.meta["mu"], mu_c, side)) for d in (train, val))
-    return out, mu_c
+    return split_phases(train, val, mu_c), mu_c
 
 
 def _git(*args: str) -> str:
@@ -836,17 +835,10 @@ def summary(profile: str = "paper", root: Path | None = None) -> dict:
         for (name, side, n_train, augment), n in sorted(counts.items()):
             head = {"model": name, "family": name.split()[-1]} if task == 3 else {"family": name}
             head |= {"phase": side} if side else {}
-            out.setdefault(_summary_key(experiment), []).append(
+            out[SUMMARY_KEYS.get(experiment, f"task{task}")].append(
                 {**head, "n_train": n_train, "augment": augment, "instances": n}
             )
     return out
-
-
-def _summary_key(experiment: str) -> str:
-    """The key of ``experiment``'s rows in :func:`summary`: ``task1`` .. ``task3`` for the
-    source's comparisons, ``task1_phases`` for the one-phase instances."""
-    task = EXPERIMENTS[experiment][0]
-    return f"task{task}" if experiment != "task1-phases" else "task1_phases"
 
 
 # --------------------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ __all__ = [
     "runs_on",
     "search_subset",
     "silver_blaze",
+    "split_phases",
     "stored",
     "stored_phases",
     "StoredPhases",
@@ -505,6 +506,13 @@ def silver_blaze(curves_by_phase, mu_c: float, mu_max: float, *, tol: float = 1e
     return SilverBlaze(float(mu_c), table)
 
 
+def split_phases(train, val, mu_c: float) -> dict:
+    """``{side: (train, val)}``: each split's configurations below the onset ``mu_c`` and
+    above it (:func:`phase`), the training sets of the one-phase instances."""
+    return {side: tuple(d.select(phase(d.meta["mu"], mu_c, side)) for d in (train, val))
+            for side in ("below", "above")}  # fmt: skip
+
+
 def _other(side: str) -> str:
     return {"below": "above", "above": "below"}[side]
 
@@ -903,10 +911,10 @@ class Stored:
         return generalization(self.per_mu, train_lattice=self.lattice, n_train=m,
                               mu_range=self.mu_range)  # fmt: skip
 
-    def lines(self) -> list[str]:
+    def lines(self, name: str = "results store") -> list[str]:
         p = self.provenance
         return [
-            f"results store: {self.stored} of {self.planned} planned instances "
+            f"{name}: {self.stored} of {self.planned} planned instances "
             f"({'complete' if self.complete else 'PARTIAL'}); instances of every model stored "
             f"per N_train: { {m: len(s) for m, s in self.chunks.items()} or 'none yet' }",
             f"made at commit(s) {', '.join(c[:10] for c in p['commits']) or '-'} on "
@@ -938,8 +946,7 @@ class StoredPhases:
     verdict: PhaseVerdict | None  # None before a seed of both kinds is stored
 
     def lines(self) -> list[str]:
-        out = self.phases.lines()
-        out[0] = out[0].replace("results store:", "results store (one phase):", 1)
+        out = self.phases.lines("results store (one phase)")
         have = len(self.reference.chunks.get(self.n_train, []))
         out.append(f"reference, trained on both phases: task1-comparison at N_train = "
                    f"{self.n_train}, {have} instances of every model stored")  # fmt: skip
@@ -1131,9 +1138,7 @@ def train_phases(specs, data: Data, params, mu_c: float, *, n_train: int | None 
     Returns ``{side: (training data, curves)}`` for ``side`` in ``("below", "above")``.
     """
     out = {}
-    for side in ("below", "above"):
-        tr = data.train.select(phase(data.train.meta["mu"], mu_c, side))
-        va = data.val.select(phase(data.val.meta["mu"], mu_c, side))
+    for side, (tr, va) in split_phases(data.train, data.val, mu_c).items():
         sized = {} if n_train is None else dict(
             sizes=[int(n_train)], val_fraction=params["val_fraction"], val_groups=va.meta["mu"],
             output_names=data.outputs,
